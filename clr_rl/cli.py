@@ -1,0 +1,188 @@
+"""``clr-rl``: a thin command line over the Python API.
+
+Bad input (a ValueError from the library) prints one line ``clr-rl: error: ...`` and
+exits with status 2, before anything is written. Heavy libraries (torch, SB3,
+gymnasium) are imported only inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _schedule_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.schedules import bind_total_timesteps, parse_schedule
+
+    if args.timesteps < 1:
+        raise ValueError(f"--timesteps={args.timesteps} must be >= 1")
+    if args.points < 2:
+        raise ValueError(f"--points={args.points} must be >= 2")
+    schedule = bind_total_timesteps(parse_schedule(args.spec), args.timesteps)
+    schedule(1.0)
+    if args.png is not None:
+        _check_png(args.png)
+    print(f"{schedule!r}")
+    print(f"{'timestep':>12}  {'progress_remaining':>18}  {'lr':>12}")
+    for i in range(args.points):
+        t = round(args.timesteps * i / (args.points - 1))
+        p = 1 - t / args.timesteps
+        print(f"{t:>12d}  {p:>18.4f}  {schedule(p):>12.6g}")
+    if args.png is not None:
+        from clr_rl.plots import plot_schedule
+
+        plot_schedule(schedule, args.timesteps, args.png)
+        print(f"wrote {args.png}")
+    return 0
+
+
+def _check_png(path: Path) -> None:
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"--png={str(path)!r} must end in .png")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ValueError(f"--png={str(path)!r}: {str(path.parent)!r} is not a folder")
+
+
+def _train_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.runner import RunConfig, check_out_dir, prepare, resume, train
+
+    if args.resume:
+        record = resume(args.out, progress_bar=not args.no_progress)
+    else:
+        missing = [name for name in ("env", "schedule", "timesteps") if getattr(args, name) is None]
+        if missing:
+            raise ValueError(f"--{missing[0]} is required (unless --resume)")
+        from clr_rl.agents import parse_overrides
+
+        config = RunConfig(
+            algo=args.algo, env_id=args.env, schedule=args.schedule, timesteps=args.timesteps, seed=args.seed,
+            device=args.device, overrides=parse_overrides(args.hp), optimizer=args.optimizer,
+            eval_every=args.eval_every, eval_episodes=args.eval_episodes, threads=args.threads,
+        )
+        prepared = prepare(config)
+        check_out_dir(args.out)
+        record = train(prepared, args.out, progress_bar=not args.no_progress)
+    if record["status"] != "finished":
+        print(f"interrupted at {record.get('timesteps_done')} timesteps; continue with: "
+              f"clr-rl train --resume --out {args.out}")
+        return 130
+    final = record["final_eval"]
+    print(f"finished {record['config']['algo']} on {record['config']['env_id']} with {record['config']['schedule']}: "
+          f"final return {final['mean_return']:.2f} +/- {final['std_return']:.2f} ({final['episodes']} episodes), "
+          f"AUC {record['auc']:.2f}, {record['wall_seconds']:.1f} s -> {args.out}")
+    return 0
+
+
+def _compare_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.batch import compare
+
+    return compare(args.spec, out=args.out, workers=args.workers, dry_run=args.dry_run,
+                   retry_failed=args.retry_failed, backend=args.backend, address=args.address)
+
+
+def _status_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.batch import print_status
+
+    return print_status(args.dir)
+
+
+def _report_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.report import report
+
+    return report(args.dir, baseline=args.baseline, reps=args.reps, seed=args.seed)
+
+
+def _tensorboard_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.tensorboard import serve
+
+    return serve(args.dir, port=args.port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clr-rl", description="Cyclical learning rates for SB3 PPO/DQN: schedules, training, comparisons.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("schedule", help="print and draw a schedule before training with it")
+    p.add_argument("spec", help="e.g. triangular2:base_lr=1e-4,max_lr=1e-3,cycles=4")
+    p.add_argument("--timesteps", type=int, required=True, help="the run's budget")
+    p.add_argument("--points", type=int, default=11, help="how many points to print (default 11)")
+    p.add_argument("--png", type=Path, help="draw the curve into this PNG file")
+    p.set_defaults(func=_schedule_cmd)
+
+    p = sub.add_parser("train", help="train one PPO/DQN agent with a schedule")
+    p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo")
+    p.add_argument("--env", help="Gymnasium id, e.g. CartPole-v1, HalfCheetah-v5, PongNoFrameskip-v4")
+    p.add_argument("--schedule", help="LR schedule, e.g. triangular2:base_lr=1e-4,max_lr=1e-3,cycles=4 or 3e-4")
+    p.add_argument("--timesteps", type=int, help="training budget in environment steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:<k> (default auto)")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the run")
+    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an agent hyperparameter (repeatable), e.g. --hp n_steps=256")
+    p.add_argument("--optimizer", choices=("adam", "sgd", "rmsprop"), default="adam")
+    p.add_argument("--eval-every", type=int, help="evaluate every N timesteps (default from envs/ or budget/10)")
+    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default from envs/ or 10)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train_cmd)
+
+    p = sub.add_parser("compare", help="run a comparison spec: envs x arms x seeds")
+    p.add_argument("spec", type=Path, help="spec TOML file")
+    p.add_argument("--out", type=Path, help="results folder (default results/<spec name>)")
+    p.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
+    p.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--address", help="Ray cluster address (auto or ray://HOST:PORT); default: a local Ray")
+    p.set_defaults(func=_compare_cmd)
+
+    p = sub.add_parser("status", help="progress of a batch (running or finished)")
+    p.add_argument("dir", type=Path)
+    p.set_defaults(func=_status_cmd)
+
+    p = sub.add_parser("report", help="statistics, plots and report.md for a batch")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--baseline", help="arm to compare against (default: the spec's fixed-tuned arm)")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.set_defaults(func=_report_cmd)
+
+    p = sub.add_parser("tensorboard", help="start TensorBoard on a batch")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--port", type=int, default=6006)
+    p.set_defaults(func=_tensorboard_cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (ValueError, _UsageError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"clr-rl: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("clr-rl: interrupted", file=sys.stderr)
+        return 130
+
+
+def _entry(*_: Any) -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,447 @@
+"""Train one agent: validate, build, learn with evaluation and checkpoints, write the run folder.
+
+The run folder is the source of truth (see :mod:`clr_rl.store`). Everything is
+validated by :func:`prepare` before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clr_rl.agents import OPTIMIZERS, AgentConfig, agent_config, build_model
+from clr_rl.envs import env_family, env_info, make_env
+from clr_rl.schedules import Schedule, bind_total_timesteps, check_lr_resolution, parse_schedule, schedule_params
+from clr_rl.store import append_eval_row, read_evaluations, read_json, write_evaluations, write_json_atomic
+
+__all__ = ["PreparedRun", "RunConfig", "auc", "check_out_dir", "prepare", "resume", "train"]
+
+LR_TAG = "train/lr_applied"
+RETURN_TAG = "eval/mean_return"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What the user asks for: one algo on one env with one LR schedule and seed."""
+
+    algo: str
+    env_id: str
+    schedule: Schedule | str
+    timesteps: int
+    seed: int = 0
+    device: str = "auto"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    optimizer: str = "adam"
+    eval_every: int | None = None
+    eval_episodes: int | None = None
+    arm: str = ""
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A validated, fully resolved run: the input to :func:`train`."""
+
+    config: RunConfig
+    schedule: Schedule
+    family: str
+    agent: AgentConfig
+    eval_every: int
+    eval_episodes: int
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain-data description of the run, enough to reproduce it (and its id)."""
+        c = self.config
+        return {
+            "algo": c.algo,
+            "env_id": c.env_id,
+            "family": self.family,
+            "arm": c.arm,
+            "schedule": str(self.schedule),
+            "schedule_kind": self.schedule.kind,
+            "schedule_params": schedule_params(self.schedule),
+            "timesteps": c.timesteps,
+            "seed": c.seed,
+            "device": c.device,
+            "optimizer": c.optimizer,
+            "agent": self.agent.as_dict(),
+            "overrides": dict(c.overrides),
+            "eval_every": self.eval_every,
+            "eval_episodes": self.eval_episodes,
+        }
+
+    def run_id(self) -> str:
+        """Deterministic id of the resolved config (device and threads do not change results' meaning)."""
+        data = {k: v for k, v in self.resolved().items() if k not in ("device",)}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    return value
+
+
+def check_device(device: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:k`` that this machine has."""
+    if device in ("auto", "cpu"):
+        return
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} is not available here (torch.cuda.is_available() is False)")
+        index = int(device[5:]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return
+    raise ValueError(f"device={device!r} must be auto, cpu, cuda or cuda:<index>")
+
+
+def check_out_dir(out: Path, *, resume: bool = False) -> None:
+    """The output folder must be new (or empty), or hold a run when resuming; and be writable."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not resume:
+        raise ValueError(f"out={str(out)!r} is not empty; pick a new folder (or --resume a run there)")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"out={str(out)!r} cannot be created: {str(parent)!r} is not writable")
+
+
+def prepare(config: RunConfig) -> PreparedRun:
+    """Validate and resolve everything about a run; raises ValueError naming the field."""
+    if config.algo not in ("ppo", "dqn"):
+        raise ValueError(f"algo={config.algo!r} must be ppo or dqn")
+    _int("timesteps", config.timesteps, 1)
+    _int("seed", config.seed, 0)
+    if config.threads is not None:
+        _int("threads", config.threads, 1)
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer={config.optimizer!r} must be one of {', '.join(OPTIMIZERS)}")
+    check_device(config.device)
+    family = env_family(config.env_id)
+    agent = agent_config(config.algo, config.env_id, family, config.overrides)
+    if config.algo == "dqn":
+        import gymnasium as gym
+
+        space = gym.spec(config.env_id)
+        env = gym.make(space.id)
+        discrete = isinstance(env.action_space, gym.spaces.Discrete)
+        env.close()
+        if not discrete:
+            raise ValueError(f"env {config.env_id!r} has a continuous action space; DQN needs discrete actions")
+    schedule = bind_total_timesteps(parse_schedule(config.schedule), config.timesteps)
+    schedule(1.0)  # a timestep-based cycle without a total raises here
+    every, how = agent.lr_update_every()
+    check_lr_resolution(schedule, config.timesteps, every, how)
+    info = env_info(config.env_id)
+    eval_every = config.eval_every or (info.eval_every if info else max(1, config.timesteps // 10))
+    eval_every = min(_int("eval_every", eval_every, 1), config.timesteps)
+    eval_episodes = _int("eval_episodes", config.eval_episodes or (info.eval_episodes if info else 10), 1)
+    return PreparedRun(config, schedule, family, agent, eval_every, eval_episodes)
+
+
+def auc(rows: list[dict[str, float]]) -> float:
+    """Normalised area under the evaluation curve: trapezoid integral / timesteps covered.
+
+    >>> auc([{"timesteps": 0, "mean_return": 0.0}, {"timesteps": 10, "mean_return": 10.0}])
+    5.0
+    """
+    if not rows:
+        return math.nan
+    if len(rows) == 1:
+        return float(rows[0]["mean_return"])
+    area = 0.0
+    for a, b in zip(rows, rows[1:]):
+        area += (b["timesteps"] - a["timesteps"]) * (a["mean_return"] + b["mean_return"]) / 2
+    span = rows[-1]["timesteps"] - rows[0]["timesteps"]
+    return float(area / span) if span > 0 else float(rows[-1]["mean_return"])
+
+
+def _versions() -> dict[str, str]:
+    import gymnasium
+    import stable_baselines3
+    import torch
+
+    from clr_rl import __version__
+
+    return {
+        "clr_rl": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "gymnasium": gymnasium.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _hparams(prepared: PreparedRun) -> dict[str, Any]:
+    c = prepared.config
+    out: dict[str, Any] = {
+        "algo": c.algo, "env": c.env_id, "arm": c.arm or prepared.schedule.kind, "seed": c.seed,
+        "schedule": str(prepared.schedule), "schedule_kind": prepared.schedule.kind, "optimizer": c.optimizer,
+    }
+    for key, value in schedule_params(prepared.schedule).items():
+        out[f"lr.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return out
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM ask the run to stop at the next rollout boundary (a second one kills)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _make_callback(prepared: PreparedRun, out: Path, eval_env: Any, state: dict[str, Any], stop: _Interrupt) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.logger import TensorBoardOutputFormat
+    from stable_baselines3.common.vec_env import sync_envs_normalization
+
+    class ClrCallback(BaseCallback):
+        """Logs the LR each update really used, evaluates, checkpoints, stops on request."""
+
+        def _writer(self) -> Any:
+            for fmt in self.model.logger.output_formats:
+                if isinstance(fmt, TensorBoardOutputFormat):
+                    return fmt.writer
+            raise RuntimeError("no TensorBoard output")  # pragma: no cover
+
+        def _on_training_start(self) -> None:
+            self.n_updates_logged = self.model._n_updates
+            self.stopping = False
+            self.t0 = time.time() - state.get("wall_seconds", 0.0)
+            if not state["rows"]:
+                self._evaluate()
+
+        def _log_lr(self) -> None:
+            if self.model._n_updates != self.n_updates_logged:
+                self.n_updates_logged = self.model._n_updates
+                lr = self.model.policy.optimizer.param_groups[0]["lr"]
+                self._writer().add_scalar(LR_TAG, lr, self.num_timesteps)
+
+        def _evaluate(self) -> None:
+            sync_envs_normalization(self.training_env, eval_env)
+            returns, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=prepared.eval_episodes,
+                                         deterministic=True, return_episode_rewards=True, warn=False)
+            mean = float(sum(returns) / len(returns))
+            std = float(math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns)))
+            row = {"timesteps": self.num_timesteps, "mean_return": mean, "std_return": std,
+                   "episodes": len(returns), "wall_seconds": round(time.time() - self.t0, 3)}
+            state["rows"].append(row)
+            append_eval_row(out / "evaluations.csv", row)
+            self._writer().add_scalar(RETURN_TAG, mean, self.num_timesteps)
+            self._writer().flush()
+            state["next_eval"] = (self.num_timesteps // prepared.eval_every + 1) * prepared.eval_every
+
+        def _checkpoint(self) -> None:
+            tmp, final, old = out / "checkpoint.tmp", out / "checkpoint", out / "checkpoint.old"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            self.model.save(tmp / "model.zip")
+            venv = self.model.get_vec_normalize_env()
+            if venv is not None:
+                venv.save(str(tmp / "vecnormalize.pkl"))
+            if prepared.config.algo == "dqn":
+                self.model.save_replay_buffer(tmp / "replay_buffer.pkl")
+            state["wall_seconds"] = time.time() - self.t0
+            state["next_checkpoint"] = self.num_timesteps + state["checkpoint_every"]
+            write_json_atomic(tmp / "state.json", {"timesteps": self.num_timesteps, **state})
+            if final.exists():
+                final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+
+        def _on_rollout_start(self) -> None:
+            self._log_lr()
+            if stop.requested or (state["checkpoint_every"] and self.num_timesteps >= state["next_checkpoint"]):
+                self._checkpoint()
+            if stop.requested:
+                self.stopping = True
+
+        def _on_step(self) -> bool:
+            if self.stopping:
+                return False
+            if self.num_timesteps >= state["next_eval"]:
+                self._evaluate()
+            return True
+
+        def _on_training_end(self) -> None:
+            self._log_lr()
+            if not self.stopping and (not state["rows"] or state["rows"][-1]["timesteps"] != self.num_timesteps):
+                self._evaluate()
+            state["wall_seconds"] = time.time() - self.t0
+
+    return ClrCallback()
+
+
+def _default_checkpoint_every(prepared: PreparedRun) -> int:
+    """PPO: checkpoint at each evaluation. DQN: only when the replay buffer is small (<256 MB)."""
+    if prepared.config.algo == "ppo":
+        return prepared.eval_every
+    buffer = int(prepared.agent.hyperparams.get("buffer_size", 1_000_000))
+    per_item = 2 * 84 * 84 * 4 if prepared.family == "atari" else 2 * 4 * 400
+    return prepared.eval_every if min(buffer, prepared.config.timesteps) * per_item < 256e6 else 0
+
+
+def train(prepared: PreparedRun | RunConfig, out: Path | str, *, progress_bar: bool = False,
+          resume: bool = False) -> dict[str, Any]:
+    """Train one run into folder ``out`` and return its ``run.json`` record.
+
+    With ``resume=True`` and a checkpoint in ``out``, training continues from it towards the
+    same total budget, so the schedule keeps its phase (progress = timesteps / total).
+    """
+    if isinstance(prepared, RunConfig):
+        prepared = prepare(prepared)
+    out = Path(out)
+    check_out_dir(out, resume=resume)
+    c = prepared.config
+    if c.threads:
+        import torch
+
+        torch.set_num_threads(c.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {
+        "run_id": prepared.run_id(), "status": "running", "config": prepared.resolved(),
+        "versions": _versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
+    }
+    checkpoint = out / "checkpoint"
+    resuming = resume and (checkpoint / "state.json").is_file()
+    if resuming:
+        state = read_json(checkpoint / "state.json")
+        record["resumed_from"] = state.pop("timesteps")
+    else:
+        for stale in ("evaluations.csv", "model.zip", "vecnormalize.pkl"):
+            (out / stale).unlink(missing_ok=True)
+        for event in out.glob("events.out.tfevents.*"):
+            event.unlink()
+        every = _default_checkpoint_every(prepared)
+        state = {"rows": [], "next_eval": 0, "checkpoint_every": every, "next_checkpoint": every, "wall_seconds": 0.0}
+    write_json_atomic(out / "run.json", record)
+    write_evaluations(out / "evaluations.csv", state["rows"])
+
+    from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat
+
+    agent = prepared.agent
+    env = make_env(c.env_id, n_envs=agent.n_envs, seed=c.seed, normalize=agent.normalize,
+                   gamma=float(agent.hyperparams.get("gamma", 0.99)))
+    eval_env = make_env(c.env_id, n_envs=1, seed=c.seed + 10_000, normalize=agent.normalize, for_eval=True,
+                        gamma=float(agent.hyperparams.get("gamma", 0.99)))
+    if resuming:
+        model = _load_checkpoint(prepared, checkpoint, env)
+    else:
+        model = build_model(agent, env, prepared.schedule, seed=c.seed, device=c.device, optimizer=c.optimizer)
+    tb = TensorBoardOutputFormat(str(out))
+    if resuming:  # drop events the interrupted process wrote after its checkpoint
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb.writer.close()
+        tb.writer = SummaryWriter(log_dir=str(out), purge_step=model.num_timesteps + 1)
+    model.set_logger(Logger(folder=str(out), output_formats=[tb]))
+    if not resuming:
+        model.logger.record("hparams", HParam(_hparams(prepared), {"eval/final_return": 0.0, "eval/auc": 0.0}),
+                            exclude=("stdout", "log", "json", "csv"))
+        model.logger.dump(0)
+    try:
+        with _Interrupt() as stop:
+            callback = _make_callback(prepared, out, eval_env, state, stop)
+            remaining = c.timesteps - model.num_timesteps
+            model.learn(remaining, callback=callback, reset_num_timesteps=not resuming, progress_bar=progress_bar)
+    except BaseException as exc:
+        record.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=repr(exc))
+        import traceback
+
+        record["traceback"] = traceback.format_exc()
+        write_json_atomic(out / "run.json", record)
+        env.close()
+        eval_env.close()
+        raise
+    if stop.requested and model.num_timesteps < c.timesteps:
+        record.update(status="interrupted", timesteps_done=model.num_timesteps,
+                      wall_seconds=round(state["wall_seconds"], 3))
+        write_json_atomic(out / "run.json", record)
+        env.close()
+        eval_env.close()
+        return record
+    rows = state["rows"]
+    final = rows[-1]
+    area = auc(rows)
+    writer = tb.writer
+    writer.add_scalar("eval/final_return", final["mean_return"], model.num_timesteps)
+    writer.add_scalar("eval/auc", area, model.num_timesteps)
+    writer.flush()
+    model.save(out / "model.zip")
+    venv = model.get_vec_normalize_env()
+    if venv is not None:
+        venv.save(str(out / "vecnormalize.pkl"))
+    tb.close()
+    env.close()
+    eval_env.close()
+    record.update(
+        status="finished", timesteps_done=model.num_timesteps, device_used=str(model.device),
+        wall_seconds=round(state["wall_seconds"], 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        final_eval={k: final[k] for k in ("timesteps", "mean_return", "std_return", "episodes")}, auc=area,
+    )
+    write_json_atomic(out / "run.json", record)
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    return record
+
+
+def _load_checkpoint(prepared: PreparedRun, checkpoint: Path, env: Any) -> Any:
+    from stable_baselines3 import DQN, PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    if (checkpoint / "vecnormalize.pkl").is_file():
+        env = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), env.venv if isinstance(env, VecNormalize) else env)
+    cls = PPO if prepared.config.algo == "ppo" else DQN
+    model = cls.load(checkpoint / "model.zip", env=env, device=prepared.config.device,
+                     custom_objects={"learning_rate": prepared.schedule, "lr_schedule": prepared.schedule})
+    if (checkpoint / "replay_buffer.pkl").is_file():
+        model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    return model
+
+
+def resume(out: Path | str, *, progress_bar: bool = False) -> dict[str, Any]:
+    """Continue an interrupted run in ``out`` from its last checkpoint, to its planned budget."""
+    out = Path(out)
+    if not (out / "run.json").is_file():
+        raise ValueError(f"out={str(out)!r} holds no run (run.json missing)")
+    record = read_json(out / "run.json")
+    if record.get("status") == "finished":
+        raise ValueError(f"out={str(out)!r} holds a finished run; nothing to resume")
+    cfg = record["config"]
+    config = RunConfig(algo=cfg["algo"], env_id=cfg["env_id"], schedule=cfg["schedule"], timesteps=cfg["timesteps"],
+                       seed=cfg["seed"], device=cfg["device"], overrides=cfg["overrides"], optimizer=cfg["optimizer"],
+                       eval_every=cfg["eval_every"], eval_episodes=cfg["eval_episodes"], arm=cfg["arm"])
+    return train(prepare(config), out, progress_bar=progress_bar, resume=True)
