@@ -462,7 +462,9 @@ class CosineRestarts(_CycleLength):
             n += 1
         while n > 0 and self._start(n) > u:
             n -= 1
-        x = (u - self._start(n)) / m**n
+        if self._start(n + 1) - u <= 1e-12 * max(1.0, u):
+            n += 1  # progress arrives as 1 - t/N: a restart can land a few ulps early
+        x = max(0.0, u - self._start(n)) / m**n
         weight = (1.0 + math.cos(math.pi * x)) / 2.0
         if self.space == "log":
             return _between(self.min_lr, self.max_lr, weight, "log")

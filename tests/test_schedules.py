@@ -321,6 +321,7 @@ def test_bind_total_timesteps():
     c = Constant(1e-3)
     assert bind_total_timesteps(c, 8000) is c
     sgdr = bind_total_timesteps(CosineRestarts(min_lr=0.0, max_lr=1e-3, step_size_timesteps=100), 700)
+    assert isinstance(sgdr, CosineRestarts)
     assert sgdr.total_timesteps == 700 and sgdr.n_cycles() == pytest.approx(7.0)
 
 
@@ -641,8 +642,8 @@ BAD = [
     (lambda: OneCycle(max_lr=1e-3, pct_start=1), "pct_start=1.0 must be in (0, 1)"),
     (lambda: OneCycle(max_lr=1e-3, pct_start=0.5, three_phase=True), "pct_start=0.5 must be in (0, 0.5)"),
     (lambda: OneCycle(max_lr=1e-3, div_factor=0.5), "div_factor=0.5 must be >= 1"),
-    (lambda: OneCycle(max_lr=1e-3, anneal="exp"), "anneal='exp' must be one of cos, linear"),
-    (lambda: OneCycle(max_lr=1e-3, three_phase="yes"), "three_phase='yes' must be true or false"),
+    (lambda: OneCycle(max_lr=1e-3, anneal="exp"), "anneal='exp' must be one of cos, linear"),  # type: ignore[arg-type]
+    (lambda: OneCycle(max_lr=1e-3, three_phase="yes"), "three_phase='yes' must be true or false"),  # type: ignore[arg-type]
     (lambda: parse_schedule("sawtooth:lr=1e-3"), "schedule kind 'sawtooth' is unknown"),
     (lambda: parse_schedule({"lr": 1e-3}), "schedule kind None is unknown"),
     (lambda: parse_schedule("constant:lr=1e-3,bogus=1"), "constant: unknown parameter 'bogus'"),
@@ -677,7 +678,7 @@ BAD = [
     (lambda: Triangular(base_lr=1e-4, max_lr=1e-3, cycles=2, up_fraction=1), "up_fraction=1.0 must be in (0, 1)"),
     (lambda: Triangular(base_lr=1e-4, max_lr=1e-3, cycles=2, up_fraction=0), "up_fraction=0.0 must be in (0, 1)"),
     (
-        lambda: Triangular(base_lr=1e-4, max_lr=1e-3, cycles=2, space="cubic"),
+        lambda: Triangular(base_lr=1e-4, max_lr=1e-3, cycles=2, space="cubic"),  # type: ignore[arg-type]
         "space='cubic' must be one of linear, log",
     ),
     (lambda: CosineRestarts(min_lr=0, max_lr=1e-3, cycles=2, t_mult=0.5), "t_mult=0.5 must be >= 1"),
@@ -688,7 +689,7 @@ BAD = [
     (lambda: parse_schedule("one_cycle:max_lr=1e-3,three_phase=maybe"), "three_phase='maybe' must be true or false"),
     (lambda: parse_schedule("triangular:base_lr"), "'base_lr' must look like name=value"),
     (lambda: parse_schedule("constant:lr=1e-3,lr=2e-3"), "parameter 'lr' given twice"),
-    (lambda: parse_schedule([1e-3]), "must be text, a number or a table"),
+    (lambda: parse_schedule([1e-3]), "must be text, a number or a table"),  # type: ignore[arg-type]
     (lambda: parse_schedule(True), "must be text, a number or a table"),
 ]
 

@@ -1,0 +1,360 @@
+"""Run a comparison batch: plan, check memory, skip finished runs, train the rest in parallel.
+
+Layout of a batch folder::
+
+    <out>/spec.toml            the spec as given
+    <out>/spec.resolved.json   every run's resolved config and id
+    <out>/runs/<env>/<arm>/seed<k>/   one run folder each (the source of truth)
+    <out>/summary.csv          one row per run, rebuilt from the run folders
+
+Runs are independent processes (local pool, or Ray tasks); a run that raises is
+recorded as failed with its traceback and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from clr_rl.specs import PlannedRun, load_spec, plan
+from clr_rl.store import read_evaluations, read_json, write_json_atomic, write_text_atomic
+
+__all__ = ["SUMMARY_COLUMNS", "compare", "estimate", "print_status", "summary_rows"]
+
+SUMMARY_COLUMNS = ("env", "algo", "arm", "seed", "status", "final_return", "auc", "timesteps", "wall_seconds",
+                   "run_id", "folder")
+
+# Single-thread training speeds measured on a 2-core machine (steps/s; ../shared/FACTS.md).
+_SPEED = {("ppo", "classic"): 1450, ("ppo", "box2d"): 1200, ("ppo", "mujoco"): 1310, ("ppo", "atari"): 235,
+          ("dqn", "classic"): 1840, ("dqn", "box2d"): 1400, ("dqn", "atari"): 100}
+_PROCESS_GB = 0.45  # a worker with torch + SB3 + an env, measured RSS ~0.4 GB
+
+
+def estimate(run: PlannedRun) -> tuple[float, float]:
+    """(seconds, GB) a run is expected to take: speed table + evaluation; replay/rollout buffers."""
+    p = run.prepared
+    speed = _SPEED.get((p.config.algo, p.family), 1000)
+    steps = p.config.timesteps
+    evals = steps // p.eval_every + 2
+    eval_steps = evals * p.eval_episodes * (1000 if p.family in ("mujoco", "atari") else 300)
+    seconds = steps / speed + eval_steps / (speed * 4)
+    obs_bytes = 84 * 84 * 4 if p.family == "atari" else 4 * 400
+    if p.config.algo == "dqn":
+        buffer = min(int(p.agent.hyperparams.get("buffer_size", 1_000_000)), steps)
+        copies = 1 if p.agent.hyperparams.get("optimize_memory_usage") else 2
+        gb = buffer * obs_bytes * copies / 1e9
+    else:
+        gb = int(p.agent.hyperparams.get("n_steps", 2048)) * p.agent.n_envs * obs_bytes * 4 / 1e9
+    return seconds, _PROCESS_GB + gb
+
+
+def _available_gb() -> float:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1e6
+    except OSError:  # pragma: no cover
+        pass
+    return math.inf
+
+
+def _state(out: Path, run: PlannedRun) -> str:
+    """done | failed | partial | todo | stale (a different config lives in the folder)."""
+    path = out / run.folder / "run.json"
+    if not path.is_file():
+        return "todo"
+    try:
+        record = read_json(path)
+    except ValueError:
+        return "partial"
+    if record.get("run_id") != run.prepared.run_id():
+        return "stale"
+    return {"finished": "done", "failed": "failed"}.get(record.get("status", ""), "partial")
+
+
+@contextmanager
+def _lock(out: Path) -> Iterator[None]:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"out={str(out)!r} is in use by another clr-rl compare") from None
+        yield
+
+
+def _check_writable(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out={str(out)!r} exists and is not a folder")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out={str(out)!r} cannot be written: {str(parent)!r} is not writable")
+
+
+def run_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Train one planned run in this process (a pool worker or a Ray task); never raises."""
+    import traceback
+
+    import torch
+
+    torch.set_num_threads(1)
+    from clr_rl.runner import RunConfig, prepare, train
+
+    folder = Path(task["folder"])
+    try:
+        prepared = prepare(RunConfig(**task["config"]))
+        record = train(prepared, folder, resume=True)
+        return {"folder": str(folder), "status": record["status"]}
+    except BaseException as exc:  # recorded, the batch goes on
+        record_path = folder / "run.json"
+        record = read_json(record_path) if record_path.is_file() else {}
+        if record.get("status") != "failed":
+            record.update(status="failed", error=repr(exc), traceback=traceback.format_exc(),
+                          run_id=task["run_id"])
+            write_json_atomic(record_path, record)
+        return {"folder": str(folder), "status": "failed", "error": repr(exc)}
+
+
+def _task(out: Path, run: PlannedRun) -> dict[str, Any]:
+    c = run.prepared.config
+    return {
+        "folder": str(out / run.folder),
+        "run_id": run.prepared.run_id(),
+        "config": {"algo": c.algo, "env_id": c.env_id, "schedule": str(run.prepared.schedule),
+                   "timesteps": c.timesteps, "seed": c.seed, "device": c.device, "overrides": dict(c.overrides),
+                   "optimizer": c.optimizer, "eval_every": run.prepared.eval_every,
+                   "eval_episodes": run.prepared.eval_episodes, "arm": c.arm, "threads": 1},
+    }
+
+
+def summary_rows(out: Path, runs: list[PlannedRun] | None = None) -> list[dict[str, Any]]:
+    """One row per run folder, read from the folders themselves."""
+    if runs is None:
+        folders = sorted(p.parent for p in (out / "runs").glob("**/run.json"))
+    else:
+        folders = [out / r.folder for r in runs]
+    rows = []
+    for folder in folders:
+        path = folder / "run.json"
+        record = read_json(path) if path.is_file() else {}
+        cfg = record.get("config", {})
+        rel = folder.relative_to(out / "runs").parts
+        evals = read_evaluations(folder / "evaluations.csv")
+        final = record.get("final_eval", {})
+        rows.append({
+            "env": cfg.get("env_id", "/".join(rel[:-2])), "algo": cfg.get("algo", ""),
+            "arm": cfg.get("arm", rel[-2]), "seed": cfg.get("seed", rel[-1].removeprefix("seed")),
+            "status": {"finished": "done"}.get(record.get("status", "todo"), record.get("status", "todo")),
+            "final_return": final.get("mean_return", ""), "auc": record.get("auc", ""),
+            "timesteps": int(evals[-1]["timesteps"]) if evals else 0,
+            "wall_seconds": record.get("wall_seconds", ""), "run_id": record.get("run_id", ""),
+            "folder": str(folder.relative_to(out)),
+        })
+    return rows
+
+
+def _write_summary(out: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out / "summary.csv", buf.getvalue())
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    cols = ("env", "algo", "arm", "seed", "status", "final_return", "auc", "timesteps", "wall_seconds")
+    cells = [[_fmt(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def _progress_line(out: Path, runs: list[PlannedRun], t0: float, steps0: int) -> dict[str, Any]:
+    counts = {"done": 0, "failed": 0, "left": 0}
+    steps = 0
+    for r in runs:
+        state = _state(out, r)
+        counts["done" if state == "done" else "failed" if state == "failed" else "left"] += 1
+        evals = read_evaluations(out / r.folder / "evaluations.csv")
+        steps += int(evals[-1]["timesteps"]) if evals else 0
+    total = sum(r.prepared.config.timesteps for r in runs)
+    rate = max(steps - steps0, 0) / max(time.time() - t0, 1e-9)
+    eta = (total - steps) / rate if rate > 0 else math.inf
+    return {**counts, "steps": steps, "total": total, "rate": rate, "eta": eta}
+
+
+def _describe(p: dict[str, Any]) -> str:
+    eta = "?" if not math.isfinite(p["eta"]) else time.strftime("%H:%M:%S", time.gmtime(p["eta"]))
+    return (f"runs done {p['done']}, failed {p['failed']}, left {p['left']} | "
+            f"{p['steps']:,}/{p['total']:,} steps, {p['rate']:,.0f} steps/s | ETA {eta}")
+
+
+def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | None = None, dry_run: bool = False,
+            retry_failed: bool = False, backend: str = "local", address: str | None = None) -> int:
+    """Run a spec; returns the exit status (0 all done, 1 some failed, 2 bad input)."""
+    spec = load_spec(spec_path)
+    out = Path(out) if out is not None else Path("results") / spec.name
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers={workers} must be >= 1")
+    if backend not in ("local", "ray"):
+        raise ValueError(f"--backend={backend!r} must be local or ray")
+    if backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError("--backend ray needs Ray: pip install 'clr-rl[ray]' (or pip install 'ray[default]')")
+    elif address is not None:
+        raise ValueError("--address is only for --backend ray")
+    workers = workers or os.cpu_count() or 1
+    _check_writable(out)
+    runs = plan(spec)
+    stale = [r for r in runs if _state(out, r) == "stale"]
+    if stale:
+        raise ValueError(f"{out / stale[0].folder} holds a run with a different config than the spec now gives; "
+                         "use a new --out (or delete that folder)")
+    states = {r.folder: _state(out, r) for r in runs}
+    todo = [r for r in runs if states[r.folder] in ("todo", "partial") or (retry_failed and states[r.folder] == "failed")]
+    est = {r.folder: estimate(r) for r in runs}
+    if dry_run:
+        print(f"{spec.name}: {len(runs)} runs ({len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds), "
+              f"{len(todo)} to run -> {out}")
+        print(f"{'env':<24} {'algo':<4} {'arm':<20} {'seed':>4} {'timesteps':>10} {'est_s':>7} {'est_GB':>6}  state")
+        for r in runs:
+            s, gb = est[r.folder]
+            print(f"{r.env_id:<24} {r.prepared.config.algo:<4} {r.arm:<20} {r.seed:>4} "
+                  f"{r.prepared.config.timesteps:>10,} {s:>7.0f} {gb:>6.2f}  {states[r.folder]}")
+        total_s = sum(est[r.folder][0] for r in todo)
+        print(f"estimated: {total_s:,.0f} CPU-seconds, about {total_s / min(workers, max(len(todo), 1)) / 60:.1f} min "
+              f"with {workers} workers (speeds measured on a 2-core machine, 1 thread per run)")
+        return 0
+    if todo:
+        need = min(workers, len(todo)) * max(est[r.folder][1] for r in todo)
+        have = _available_gb()
+        if need > 0.9 * have:
+            largest = max(todo, key=lambda r: est[r.folder][1])
+            raise ValueError(f"memory: {min(workers, len(todo))} workers need about {need:.1f} GB (largest run "
+                             f"{largest.folder}: {est[largest.folder][1]:.1f} GB) but {have:.1f} GB is available; "
+                             "use fewer --workers or a smaller buffer_size")
+    with _lock(out):
+        spec_copy = out / "spec.toml"
+        if not spec_copy.exists() or spec_copy.read_text() != Path(spec_path).read_text():
+            shutil.copyfile(spec_path, spec_copy) if not spec_copy.exists() else write_text_atomic(
+                spec_copy, Path(spec_path).read_text())
+        write_json_atomic(out / "spec.resolved.json", {
+            "name": spec.name, "spec": spec.raw, "baseline": spec.baseline,
+            "runs": [{"folder": r.folder, "run_id": r.prepared.run_id(), **r.prepared.resolved()} for r in runs],
+        })
+        for r in todo:
+            if states[r.folder] == "failed":
+                shutil.rmtree(out / r.folder)
+        print(f"{spec.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run, "
+              f"{workers} {backend} workers -> {out}", flush=True)
+        tasks = [_task(out, r) for r in todo]
+        if backend == "ray":
+            from clr_rl.raybackend import run_on_ray
+
+            run_on_ray(tasks, address=address, report=lambda: _report(out, runs, t0, steps0))
+        else:
+            t0 = time.time()
+            steps0 = _progress_line(out, runs, t0, 0)["steps"]
+            _run_local(tasks, workers, lambda: _report(out, runs, t0, steps0))
+        rows = summary_rows(out, runs)
+        _write_summary(out, rows)
+    print()
+    _print_table(rows)
+    failed = [r for r in rows if r["status"] == "failed"]
+    for r in failed:
+        record = read_json(out / r["folder"] / "run.json")
+        print(f"FAILED {r['folder']}: {record.get('error', '?')}")
+    if failed:
+        print(f"{len(failed)} run(s) failed; see run.json in their folders; rerun with --retry-failed")
+    print(f"summary: {out / 'summary.csv'}")
+    return 1 if failed else 0
+
+
+t0 = 0.0
+steps0 = 0
+
+
+def _report(out: Path, runs: list[PlannedRun], start: float, base_steps: int) -> str:
+    return _describe(_progress_line(out, runs, start, base_steps))
+
+
+def _run_local(tasks: list[dict[str, Any]], workers: int, report: Any) -> None:
+    """A spawn-context process pool, one torch thread per worker; a dead worker fails only its run."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pending = list(tasks)
+    tty = sys.stderr.isatty()
+    last = 0.0
+    while pending:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
+            futures = {pool.submit(run_task, t): t for t in pending}
+            pending = []
+            not_done = set(futures)
+            while not_done:
+                done, not_done = wait(not_done, timeout=2.0, return_when=FIRST_COMPLETED)
+                for f in done:
+                    try:
+                        f.result()
+                    except BrokenProcessPool:
+                        _mark_dead(futures[f])
+                    except Exception as exc:  # pragma: no cover - run_task never raises
+                        _mark_dead(futures[f], repr(exc))
+                now = time.time()
+                if tty or now - last > 30 or not not_done:
+                    line = report()
+                    print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+                    last = now
+    if tty:
+        print(file=sys.stderr)
+
+
+def _mark_dead(task: dict[str, Any], error: str = "the worker process died (killed, or out of memory)") -> None:
+    path = Path(task["folder"]) / "run.json"
+    record = read_json(path) if path.is_file() else {"run_id": task["run_id"]}
+    if record.get("status") != "finished":
+        record.update(status="failed", error=error)
+        write_json_atomic(path, record)
+
+
+def print_status(out: Path) -> int:
+    """``clr-rl status DIR``: counts, steps and the summary table of a batch."""
+    out = Path(out)
+    if not (out / "spec.resolved.json").is_file():
+        raise ValueError(f"{str(out)!r} is not a batch folder (spec.resolved.json missing)")
+    resolved = read_json(out / "spec.resolved.json")
+    expected = [r["folder"] for r in resolved["runs"]]
+    rows = summary_rows(out)
+    by_folder = {r["folder"]: r for r in rows}
+    done = sum(1 for f in expected if by_folder.get(f, {}).get("status") == "done")
+    failed = sum(1 for f in expected if by_folder.get(f, {}).get("status") == "failed")
+    running = sum(1 for f in expected if by_folder.get(f, {}).get("status") in ("running", "interrupted"))
+    steps = sum(int(by_folder[f]["timesteps"]) for f in expected if f in by_folder)
+    total = sum(int(r["timesteps"]) for r in resolved["runs"])
+    print(f"{resolved['name']}: {len(expected)} runs: done {done}, failed {failed}, started {running}, "
+          f"not started {len(expected) - done - failed - running} | {steps:,}/{total:,} steps "
+          f"({100 * steps / max(total, 1):.0f}%)")
+    _print_table([by_folder[f] for f in expected if f in by_folder])
+    return 0
