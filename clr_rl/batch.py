@@ -268,14 +268,16 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
         print(f"{spec.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run, "
               f"{workers} {backend} workers -> {out}", flush=True)
         tasks = [_task(out, r) for r in todo]
-        if backend == "ray":
-            from clr_rl.raybackend import run_on_ray
+        t0 = time.time()
+        steps0 = _progress_line(out, runs, t0, 0)["steps"]
 
-            run_on_ray(tasks, address=address, report=lambda: _report(out, runs, t0, steps0))
+        def report() -> str:
+            return _describe(_progress_line(out, runs, t0, steps0))
+
+        if backend == "ray":
+            _run_ray(tasks, workers, address, report)
         else:
-            t0 = time.time()
-            steps0 = _progress_line(out, runs, t0, 0)["steps"]
-            _run_local(tasks, workers, lambda: _report(out, runs, t0, steps0))
+            _run_local(tasks, workers, report)
         rows = summary_rows(out, runs)
         _write_summary(out, rows)
     print()
@@ -290,12 +292,14 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     return 1 if failed else 0
 
 
-t0 = 0.0
-steps0 = 0
-
-
-def _report(out: Path, runs: list[PlannedRun], start: float, base_steps: int) -> str:
-    return _describe(_progress_line(out, runs, start, base_steps))
+def _show(report: Any, last: float, final: bool) -> float:
+    """Print the progress line: in place on a terminal, every 30 s in a log."""
+    now = time.time()
+    tty = sys.stderr.isatty()
+    if tty or now - last > 30 or final:
+        print(f"\r{report()}" if tty else report(), end="\n" if final or not tty else "", file=sys.stderr, flush=True)
+        return now
+    return last
 
 
 def _run_local(tasks: list[dict[str, Any]], workers: int, report: Any) -> None:
@@ -305,7 +309,6 @@ def _run_local(tasks: list[dict[str, Any]], workers: int, report: Any) -> None:
     from concurrent.futures.process import BrokenProcessPool
 
     pending = list(tasks)
-    tty = sys.stderr.isatty()
     last = 0.0
     while pending:
         ctx = multiprocessing.get_context("spawn")
@@ -322,13 +325,44 @@ def _run_local(tasks: list[dict[str, Any]], workers: int, report: Any) -> None:
                         _mark_dead(futures[f])
                     except Exception as exc:  # pragma: no cover - run_task never raises
                         _mark_dead(futures[f], repr(exc))
-                now = time.time()
-                if tty or now - last > 30 or not not_done:
-                    line = report()
-                    print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
-                    last = now
-    if tty:
-        print(file=sys.stderr)
+                last = _show(report, last, final=not not_done)
+
+
+def _run_ray(tasks: list[dict[str, Any]], workers: int, address: str | None, report: Any) -> None:
+    """Each run is a Ray task (1 CPU, or ``num_gpus`` for CUDA runs); results land in the same folders.
+
+    Ray tasks rather than Tune trials: a run is one function call with no search to drive,
+    and the run folder (not Tune's experiment state) is the source of truth for resume.
+    Run folders must be on storage every node sees (shared filesystem) — with a local
+    instance that is simply this disk.
+    """
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address is None:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
+        refs = {}
+        for t in tasks:
+            gpus = 1 if str(t["config"]["device"]).startswith("cuda") else 0
+            refs[remote.options(num_gpus=gpus).remote(t)] = t
+        last = 0.0
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=2.0)
+            for ref in ready:
+                try:
+                    ray.get(ref)
+                except Exception as exc:  # a worker that died: only its run fails
+                    _mark_dead(refs[ref], f"Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            last = _show(report, last, final=not pending)
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def _mark_dead(task: dict[str, Any], error: str = "the worker process died (killed, or out of memory)") -> None:
