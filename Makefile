@@ -1,0 +1,21 @@
+# The two commands of the README. Both set up .venv first (idempotent).
+.PHONY: setup demo test lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+# Main job: the default comparison (specs/classic-demo.toml), then its report.
+demo: setup
+	.venv/bin/clr-rl compare specs/classic-demo.toml --workers 2
+	.venv/bin/clr-rl report results/classic-demo
+
+# The test suite (CI runs exactly this through .ci/run).
+test: setup
+	.venv/bin/python -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check clr_rl tests benchmarks
+	.venv/bin/mypy
+
+bench: setup
+	.venv/bin/python benchmarks/bench_train.py
