@@ -101,6 +101,8 @@ def _check_writable(out: Path) -> None:
     parent = out
     while not parent.exists():
         parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out={str(out)!r} cannot be created: {str(parent)!r} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"--out={str(out)!r} cannot be written: {str(parent)!r} is not writable")
 

@@ -75,7 +75,7 @@ def make_env(
     ``VecNormalize`` that does not update its statistics.
     """
     from stable_baselines3.common.env_util import make_atari_env, make_vec_env
-    from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
+    from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize, VecTransposeImage
 
     family = env_family(env_id)
     if family == "atari":
@@ -83,7 +83,9 @@ def make_env(
         if env_id.startswith("ALE/"):
             env_kwargs["frameskip"] = 1  # v5 skips frames itself; AtariWrapper skips 4 more
         venv = make_atari_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
-        return VecFrameStack(venv, n_stack=4)
+        # Channel-first here (as SB3 would do inside the model), so that the training env
+        # and its evaluation twin have the same wrapper chain (sync_envs_normalization).
+        return VecTransposeImage(VecFrameStack(venv, n_stack=4))
     venv = make_vec_env(env_id, n_envs=n_envs, seed=seed)
     if normalize:
         venv = VecNormalize(venv, gamma=gamma, training=not for_eval, norm_reward=not for_eval)

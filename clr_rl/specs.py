@@ -117,16 +117,18 @@ def resolve_relative(value: Any, tuned_lr: float) -> Any:
     if not isinstance(value, str):
         return value
     m = _RELATIVE.match(value)
+    rule = f"{value!r} must be a number or tuned, tuned*X, tuned/X, X*tuned"
     if not m:
-        raise ValueError(f"{value!r} must be a number or tuned, tuned*X, tuned/X, X*tuned")
-    out = tuned_lr
-    if m.group("pre"):
-        out *= float(m.group("pre"))
-    if m.group("op") == "*":
-        out *= float(m.group("num"))
-    elif m.group("op") == "/":
-        out /= float(m.group("num"))
-    return out
+        raise ValueError(rule)
+    try:
+        pre = float(m.group("pre")) if m.group("pre") else 1.0
+        num = float(m.group("num")) if m.group("op") else 1.0
+    except ValueError:  # the pattern admits "e", "+-" ...
+        raise ValueError(f"{rule} with X a number") from None
+    if m.group("op") == "/" and num == 0:
+        raise ValueError(f"{value!r} divides by zero; X in tuned/X must be non-zero")
+    out = tuned_lr * pre
+    return out * num if m.group("op") == "*" else out / num if m.group("op") == "/" else out
 
 
 def load_spec(path: Path | str) -> Spec:
