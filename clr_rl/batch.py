@@ -265,6 +265,9 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
             "name": spec.name, "spec": spec.raw, "baseline": spec.baseline,
             "runs": [{"folder": r.folder, "run_id": r.prepared.run_id(), **r.prepared.resolved()} for r in runs],
         })
+        from clr_rl.tensorboard import write_layout
+
+        write_layout(out / "runs", list(spec.envs))
         for r in todo:
             if states[r.folder] == "failed":
                 shutil.rmtree(out / r.folder)

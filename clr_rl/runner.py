@@ -22,7 +22,8 @@ from typing import Any
 from clr_rl.agents import OPTIMIZERS, AgentConfig, agent_config, build_model
 from clr_rl.envs import env_family, env_info, make_env
 from clr_rl.schedules import Schedule, bind_total_timesteps, check_lr_resolution, parse_schedule, schedule_params
-from clr_rl.store import append_eval_row, read_evaluations, read_json, write_evaluations, write_json_atomic
+from clr_rl.store import append_eval_row, read_json, write_evaluations, write_json_atomic
+from clr_rl.tensorboard import env_tag
 
 __all__ = ["PreparedRun", "RunConfig", "auc", "check_out_dir", "prepare", "resume", "train"]
 
@@ -250,6 +251,7 @@ def _make_callback(prepared: PreparedRun, out: Path, eval_env: Any, state: dict[
                 self.n_updates_logged = self.model._n_updates
                 lr = self.model.policy.optimizer.param_groups[0]["lr"]
                 self._writer().add_scalar(LR_TAG, lr, self.num_timesteps)
+                self._writer().add_scalar(env_tag(prepared.config.env_id, "lr"), lr, self.num_timesteps)
 
         def _evaluate(self) -> None:
             sync_envs_normalization(self.training_env, eval_env)
@@ -262,6 +264,7 @@ def _make_callback(prepared: PreparedRun, out: Path, eval_env: Any, state: dict[
             state["rows"].append(row)
             append_eval_row(out / "evaluations.csv", row)
             self._writer().add_scalar(RETURN_TAG, mean, self.num_timesteps)
+            self._writer().add_scalar(env_tag(prepared.config.env_id, "eval_return"), mean, self.num_timesteps)
             self._writer().flush()
             state["next_eval"] = (self.num_timesteps // prepared.eval_every + 1) * prepared.eval_every
 
