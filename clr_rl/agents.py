@@ -109,9 +109,10 @@ def agent_config(algo: str, env_id: str, family: str, overrides: dict[str, Any] 
         elif key in allowed:
             merged["hyperparams"][key] = value
         elif key == "learning_rate":
-            raise ValueError("--hp learning_rate is not allowed: give the LR with --schedule (e.g. constant:lr=3e-4)")
+            raise ValueError("hyperparameter learning_rate is not allowed: the LR is the schedule "
+                             "(--schedule, or the arm's kind; e.g. constant:lr=3e-4)")
         else:
-            raise ValueError(f"--hp {key}={value!r}: unknown {algo.upper()} hyperparameter; expected one of "
+            raise ValueError(f"hyperparameter {key}={value!r}: unknown {algo.upper()} hyperparameter; expected one of "
                              f"{', '.join(sorted(allowed | set(_SPECIAL)))}")
     n_envs = merged.get("n_envs", 1)
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:

@@ -223,7 +223,8 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise ValueError("--backend ray needs Ray: pip install 'clr-rl[ray]' (or pip install 'ray[default]')")
+            raise ValueError("--backend ray needs Ray: pip install 'clr-rl[ray]' "
+                             "(or pip install 'ray[default]')") from None
     elif address is not None:
         raise ValueError("--address is only for --backend ray")
     workers = workers or os.cpu_count() or 1
@@ -234,11 +235,12 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
         raise ValueError(f"{out / stale[0].folder} holds a run with a different config than the spec now gives; "
                          "use a new --out (or delete that folder)")
     states = {r.folder: _state(out, r) for r in runs}
-    todo = [r for r in runs if states[r.folder] in ("todo", "partial") or (retry_failed and states[r.folder] == "failed")]
+    rerun = ("todo", "partial", "failed") if retry_failed else ("todo", "partial")
+    todo = [r for r in runs if states[r.folder] in rerun]
     est = {r.folder: estimate(r) for r in runs}
     if dry_run:
-        print(f"{spec.name}: {len(runs)} runs ({len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds), "
-              f"{len(todo)} to run -> {out}")
+        shape = f"{len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds"
+        print(f"{spec.name}: {len(runs)} runs ({shape}), {len(todo)} to run -> {out}")
         print(f"{'env':<24} {'algo':<4} {'arm':<20} {'seed':>4} {'timesteps':>10} {'est_s':>7} {'est_GB':>6}  state")
         for r in runs:
             s, gb = est[r.folder]
@@ -271,8 +273,11 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
         for r in todo:
             if states[r.folder] == "failed":
                 shutil.rmtree(out / r.folder)
-        print(f"{spec.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run, "
-              f"{workers} {backend} workers -> {out}", flush=True)
+        done = sum(1 for r in runs if states[r.folder] == "done")
+        kept = len(runs) - len(todo) - done  # failed runs left as they are (no --retry-failed)
+        print(f"{spec.name}: {len(runs)} runs, {done} already done, "
+              + (f"{kept} failed (rerun them with --retry-failed), " if kept else "")
+              + f"{len(todo)} to run, {workers} {backend} workers -> {out}", flush=True)
         tasks = [_task(out, r) for r in todo]
         t0 = time.time()
         steps0 = _progress_line(out, runs, t0, 0)["steps"]
@@ -280,18 +285,18 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
         def report() -> str:
             return _describe(_progress_line(out, runs, t0, steps0))
 
-        if backend == "ray":
+        if tasks and backend == "ray":  # nothing to train: no Ray instance to start
             _run_ray(tasks, workers, address, report)
-        else:
+        elif tasks:
             _run_local(tasks, workers, report)
         rows = summary_rows(out, runs)
         _write_summary(out, rows)
     print()
     _print_table(rows)
     failed = [r for r in rows if r["status"] == "failed"]
-    for r in failed:
-        record = read_json(out / r["folder"] / "run.json")
-        print(f"FAILED {r['folder']}: {record.get('error', '?')}")
+    for row in failed:
+        record = read_json(out / row["folder"] / "run.json")
+        print(f"FAILED {row['folder']}: {record.get('error', '?')}")
     if failed:
         print(f"{len(failed)} run(s) failed; see run.json in their folders; rerun with --retry-failed")
     print(f"summary: {out / 'summary.csv'}")

@@ -142,31 +142,32 @@ def compute_stats(resolved: dict[str, Any], runs: list[RunData], *, baseline: st
 
     aggregates: dict[str, Any] = {}
     for arm in arms:
-        m = matrix(arm)
-        aggregates[arm] = None if m is None else {
-            name: dict(zip(("estimate", "ci_low", "ci_high"), bootstrap_ci(m, fn, reps=reps, rng=rng)))
+        mat = matrix(arm)
+        aggregates[arm] = None if mat is None else {
+            name: dict(zip(("estimate", "ci_low", "ci_high"), bootstrap_ci(mat, fn, reps=reps, rng=rng)))
             for name, fn in AGGREGATES.items()
         }
-        if aggregates[arm] is not None:
-            aggregates[arm]["runs_per_env"] = int(m.shape[0])
+        if mat is not None:
+            aggregates[arm]["runs_per_env"] = int(mat.shape[0])
     improvement: dict[str, Any] = {}
     base = matrix(baseline) if baseline in arms else None
     for arm in arms:
-        m = matrix(arm)
-        if arm == baseline or m is None or base is None:
+        mat = matrix(arm)
+        if arm == baseline or mat is None or base is None:
             continue
-        p, lo, hi = poi(m, base, reps=reps, rng=rng)
+        p, lo, hi = poi(mat, base, reps=reps, rng=rng)
         improvement[arm] = {"estimate": p, "ci_low": lo, "ci_high": hi}
-    all_scores = np.concatenate([matrix(a).reshape(-1) for a in arms if matrix(a) is not None] or [np.zeros(1)])
+    mats = [mat.reshape(-1) for mat in map(matrix, arms) if mat is not None]
+    all_scores = np.concatenate(mats or [np.zeros(1)])
     taus = np.linspace(min(0.0, float(all_scores.min())), max(1.0, float(all_scores.max())), 41)
     profiles: dict[str, Any] = {"taus": taus.tolist()}
     efficiency: dict[str, Any] = {"fractions": _GRID.tolist()}
     for arm in arms:
-        m = matrix(arm)
-        if m is None:
+        mat = matrix(arm)
+        if mat is None:
             continue
-        pt, lo, hi = performance_profile(m, taus, reps=max(reps // 4, 50), rng=rng)
-        profiles[arm] = {"fraction": pt.tolist(), "ci_low": lo.tolist(), "ci_high": hi.tolist()}
+        pt, band_lo, band_hi = performance_profile(mat, taus, reps=max(reps // 4, 50), rng=rng)
+        profiles[arm] = {"fraction": pt.tolist(), "ci_low": band_lo.tolist(), "ci_high": band_hi.tolist()}
         n = min(len(curves[arm][e]) for e in envs)
         band = [bootstrap_ci(np.array([[curves[arm][e][i][g] for e in envs] for i in range(n)]), iqm,
                              reps=max(reps // 4, 50), rng=rng) for g in range(len(_GRID))]
@@ -215,7 +216,7 @@ def _markdown(stats: dict[str, Any], resolved: dict[str, Any], runs: list[RunDat
     first = next((r.record for r in runs if r.record.get("versions")), {})
     versions = first.get("versions", {})
     cfg = first.get("config", {})
-    walls = [r.record.get("wall_seconds") for r in runs if isinstance(r.record.get("wall_seconds"), (int, float))]
+    walls = [float(r.record["wall_seconds"]) for r in runs if isinstance(r.record.get("wall_seconds"), (int, float))]
     seeds = sorted({r.seed for r in runs})
     out = [f"# clr-rl report: {stats['name']}", ""]
     out += ["## Verdict against the baseline", ""]
@@ -244,7 +245,7 @@ def _markdown(stats: dict[str, Any], resolved: dict[str, Any], runs: list[RunDat
                      "0 timesteps in this batch (value shipped in agents/)"])
     out += [_md_table(["env", "tuned fixed LR", "provenance", "tuning cost"], rows)]
     out += ["", "The cyclical arms used no per-env tuning in this batch beyond what their spec states.", ""]
-    out += [f"- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform")]
+    out += ["- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform")]
     out += [f"- hardware: {versions.get('platform', platform.platform())}, {os.cpu_count()} CPUs seen by the "
             f"report; device {cfg.get('device', '?')}"]
     if walls:

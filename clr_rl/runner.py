@@ -122,6 +122,19 @@ def check_out_dir(out: Path, *, resume: bool = False) -> None:
         raise ValueError(f"out={str(out)!r} cannot be created: {str(parent)!r} is not writable")
 
 
+def _discrete_actions(env_id: str, family: str) -> bool:
+    """Atari is discrete and MuJoCo continuous by construction; others are asked (no ALE banner)."""
+    if family in ("atari", "mujoco"):
+        return family == "atari"
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    try:
+        return isinstance(env.action_space, gym.spaces.Discrete)
+    finally:
+        env.close()
+
+
 def prepare(config: RunConfig) -> PreparedRun:
     """Validate and resolve everything about a run; raises ValueError naming the field."""
     if config.algo not in ("ppo", "dqn"):
@@ -135,23 +148,18 @@ def prepare(config: RunConfig) -> PreparedRun:
     check_device(config.device)
     family = env_family(config.env_id)
     agent = agent_config(config.algo, config.env_id, family, config.overrides)
-    if config.algo == "dqn":
-        import gymnasium as gym
-
-        space = gym.spec(config.env_id)
-        env = gym.make(space.id)
-        discrete = isinstance(env.action_space, gym.spaces.Discrete)
-        env.close()
-        if not discrete:
-            raise ValueError(f"env {config.env_id!r} has a continuous action space; DQN needs discrete actions")
+    if config.algo == "dqn" and not _discrete_actions(config.env_id, family):
+        raise ValueError(f"env {config.env_id!r} has a continuous action space; DQN needs discrete actions")
     schedule = bind_total_timesteps(parse_schedule(config.schedule), config.timesteps)
     schedule(1.0)  # a timestep-based cycle without a total raises here
     every, how = agent.lr_update_every()
     check_lr_resolution(schedule, config.timesteps, every, how)
     info = env_info(config.env_id)
-    eval_every = config.eval_every or (info.eval_every if info else max(1, config.timesteps // 10))
+    eval_every = config.eval_every if config.eval_every is not None else (
+        info.eval_every if info else max(1, config.timesteps // 10))
     eval_every = min(_int("eval_every", eval_every, 1), config.timesteps)
-    eval_episodes = _int("eval_episodes", config.eval_episodes or (info.eval_episodes if info else 10), 1)
+    episodes = config.eval_episodes if config.eval_episodes is not None else (info.eval_episodes if info else 10)
+    eval_episodes = _int("eval_episodes", episodes, 1)
     return PreparedRun(config, schedule, family, agent, eval_every, eval_episodes)
 
 
@@ -255,8 +263,9 @@ def _make_callback(prepared: PreparedRun, out: Path, eval_env: Any, state: dict[
 
         def _evaluate(self) -> None:
             sync_envs_normalization(self.training_env, eval_env)
-            returns, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=prepared.eval_episodes,
-                                         deterministic=True, return_episode_rewards=True, warn=False)
+            episodes, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=prepared.eval_episodes,
+                                          deterministic=True, return_episode_rewards=True, warn=False)
+            returns = [float(r) for r in episodes]  # type: ignore[union-attr]
             mean = float(sum(returns) / len(returns))
             std = float(math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns)))
             row = {"timesteps": self.num_timesteps, "mean_return": mean, "std_return": std,
@@ -277,10 +286,11 @@ def _make_callback(prepared: PreparedRun, out: Path, eval_env: Any, state: dict[
             if venv is not None:
                 venv.save(str(tmp / "vecnormalize.pkl"))
             if prepared.config.algo == "dqn":
-                self.model.save_replay_buffer(tmp / "replay_buffer.pkl")
+                self.model.save_replay_buffer(tmp / "replay_buffer.pkl")  # type: ignore[attr-defined]
             state["wall_seconds"] = time.time() - self.t0
             state["next_checkpoint"] = self.num_timesteps + state["checkpoint_every"]
             write_json_atomic(tmp / "state.json", {"timesteps": self.num_timesteps, **state})
+            shutil.rmtree(old, ignore_errors=True)  # left by a kill after the last checkpoint's rename
             if final.exists():
                 final.rename(old)
             tmp.rename(final)
@@ -340,6 +350,8 @@ def train(prepared: PreparedRun | RunConfig, out: Path | str, *, progress_bar: b
         "versions": _versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
     }
     checkpoint = out / "checkpoint"
+    if resume and not checkpoint.exists() and (out / "checkpoint.old" / "state.json").is_file():
+        (out / "checkpoint.old").rename(checkpoint)  # killed between the two renames of _checkpoint
     resuming = resume and (checkpoint / "state.json").is_file()
     if resuming:
         state = read_json(checkpoint / "state.json")
@@ -391,9 +403,12 @@ def train(prepared: PreparedRun | RunConfig, out: Path | str, *, progress_bar: b
         eval_env.close()
         raise
     if stop.requested and model.num_timesteps < c.timesteps:
-        record.update(status="interrupted", timesteps_done=model.num_timesteps,
+        # SB3 takes one more env step before it sees the stop; the run is done to its checkpoint.
+        saved = int(read_json(checkpoint / "state.json")["timesteps"])
+        record.update(status="interrupted", timesteps_done=saved,
                       wall_seconds=round(state["wall_seconds"], 3))
         write_json_atomic(out / "run.json", record)
+        tb.close()
         env.close()
         eval_env.close()
         return record
@@ -416,8 +431,8 @@ def train(prepared: PreparedRun | RunConfig, out: Path | str, *, progress_bar: b
         wall_seconds=round(state["wall_seconds"], 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         final_eval={k: final[k] for k in ("timesteps", "mean_return", "std_return", "episodes")}, auc=area,
     )
+    shutil.rmtree(checkpoint, ignore_errors=True)  # before "finished": a finished run never keeps one
     write_json_atomic(out / "run.json", record)
-    shutil.rmtree(checkpoint, ignore_errors=True)
     return record
 
 
@@ -426,12 +441,13 @@ def _load_checkpoint(prepared: PreparedRun, checkpoint: Path, env: Any) -> Any:
     from stable_baselines3.common.vec_env import VecNormalize
 
     if (checkpoint / "vecnormalize.pkl").is_file():
-        env = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), env.venv if isinstance(env, VecNormalize) else env)
+        inner = env.venv if isinstance(env, VecNormalize) else env
+        env = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), inner)
     cls = PPO if prepared.config.algo == "ppo" else DQN
     model = cls.load(checkpoint / "model.zip", env=env, device=prepared.config.device,
                      custom_objects={"learning_rate": prepared.schedule, "lr_schedule": prepared.schedule})
     if (checkpoint / "replay_buffer.pkl").is_file():
-        model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+        model.load_replay_buffer(checkpoint / "replay_buffer.pkl")  # type: ignore[union-attr]
     return model
 
 

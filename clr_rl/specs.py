@@ -128,7 +128,8 @@ def resolve_relative(value: Any, tuned_lr: float) -> Any:
     if m.group("op") == "/" and num == 0:
         raise ValueError(f"{value!r} divides by zero; X in tuned/X must be non-zero")
     out = tuned_lr * pre
-    return out * num if m.group("op") == "*" else out / num if m.group("op") == "/" else out
+    out = out * num if m.group("op") == "*" else out / num if m.group("op") == "/" else out
+    return float(f"{out:.12g}")  # tuned/3 of 3e-4 is 1e-4, not 9.999999999999999e-05
 
 
 def load_spec(path: Path | str) -> Spec:

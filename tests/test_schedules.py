@@ -624,7 +624,10 @@ def test_min_segment_fraction_and_lr_resolution():
         check_lr_resolution(s, 100_000, 4096, "n_steps")
     assert OneCycle(max_lr=1e-3, pct_start=0.2, three_phase=True).min_segment_fraction() == pytest.approx(0.2)
     assert CosineRestarts(min_lr=0.0, max_lr=1.0, cycles=3, t_mult=2).min_segment_fraction() == pytest.approx(1 / 7)
-    assert Constant(1e-3).min_segment_fraction() == 1.0
+    # constant and linear schedules cannot alias: any budget passes, even one shorter than an update
+    assert Constant(1e-3).min_segment_fraction() == math.inf
+    assert Linear(1e-3, 0.0).min_segment_fraction() == math.inf
+    check_lr_resolution(Constant(1e-3), 1024, 4096, "n_steps=256 x n_envs=16")
 
 
 # ------------------------------------------------------------------ validation
