@@ -18,7 +18,7 @@ __all__ = ["ALGOS", "OPTIMIZERS", "AgentConfig", "agent_config", "build_model", 
 
 ALGOS = ("ppo", "dqn")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-_SPECIAL = ("policy", "n_envs", "normalize")
+_SPECIAL = ("policy", "n_envs", "normalize", "tuned_lr", "tuned_lr_source", "tuned_lr_cost_timesteps")
 _ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu")
 
 
@@ -34,6 +34,7 @@ class AgentConfig:
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     tuned_lr: float = 3e-4
     tuned_lr_source: str = ""
+    tuned_lr_cost_timesteps: int | None = None  # what tuning it cost, when clr-rl tune measured it
 
     def lr_update_every(self) -> tuple[int, str]:
         """Timesteps between two LR updates in SB3, and how that number arises."""
@@ -52,6 +53,7 @@ class AgentConfig:
             "policy_kwargs": dict(self.policy_kwargs),
             "tuned_lr": self.tuned_lr,
             "tuned_lr_source": self.tuned_lr_source,
+            "tuned_lr_cost_timesteps": self.tuned_lr_cost_timesteps,
         }
 
 
@@ -133,6 +135,7 @@ def agent_config(algo: str, env_id: str, family: str, overrides: dict[str, Any] 
         policy_kwargs=dict(merged["policy_kwargs"]),
         tuned_lr=float(merged.get("tuned_lr", 3e-4)),
         tuned_lr_source=str(merged.get("tuned_lr_source", "")),
+        tuned_lr_cost_timesteps=merged.get("tuned_lr_cost_timesteps"),
     )
 
 

@@ -118,7 +118,10 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 
     folder = Path(task["folder"])
     try:
-        prepared = prepare(RunConfig(**task["config"]))
+        config = dict(task["config"])
+        if config.get("cycle_momentum"):
+            config["cycle_momentum"] = tuple(config["cycle_momentum"])
+        prepared = prepare(RunConfig(**config))
         record = train(prepared, folder, resume=True)
         return {"folder": str(folder), "status": record["status"]}
     except BaseException as exc:  # recorded, the batch goes on
@@ -132,15 +135,10 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _task(out: Path, run: PlannedRun) -> dict[str, Any]:
-    c = run.prepared.config
-    return {
-        "folder": str(out / run.folder),
-        "run_id": run.prepared.run_id(),
-        "config": {"algo": c.algo, "env_id": c.env_id, "schedule": str(run.prepared.schedule),
-                   "timesteps": c.timesteps, "seed": c.seed, "device": c.device, "overrides": dict(c.overrides),
-                   "optimizer": c.optimizer, "eval_every": run.prepared.eval_every,
-                   "eval_episodes": run.prepared.eval_episodes, "arm": c.arm, "threads": 1},
-    }
+    config = run.prepared.config.to_dict()
+    config.update(schedule=str(run.prepared.schedule), eval_every=run.prepared.eval_every,
+                  eval_episodes=run.prepared.eval_episodes, threads=1)
+    return {"folder": str(out / run.folder), "run_id": run.prepared.run_id(), "config": config}
 
 
 def summary_rows(out: Path, runs: list[PlannedRun] | None = None) -> list[dict[str, Any]]:
@@ -210,11 +208,7 @@ def _describe(p: dict[str, Any]) -> str:
             f"{p['steps']:,}/{p['total']:,} steps, {p['rate']:,.0f} steps/s | ETA {eta}")
 
 
-def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | None = None, dry_run: bool = False,
-            retry_failed: bool = False, backend: str = "local", address: str | None = None) -> int:
-    """Run a spec; returns the exit status (0 all done, 1 some failed, 2 bad input)."""
-    spec = load_spec(spec_path)
-    out = Path(out) if out is not None else Path("results") / spec.name
+def _check_backend(backend: str, address: str | None, workers: int | None) -> None:
     if workers is not None and workers < 1:
         raise ValueError(f"--workers={workers} must be >= 1")
     if backend not in ("local", "ray"):
@@ -227,9 +221,32 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
                              "(or pip install 'ray[default]')") from None
     elif address is not None:
         raise ValueError("--address is only for --backend ray")
-    workers = workers or os.cpu_count() or 1
+
+
+def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | None = None, dry_run: bool = False,
+            retry_failed: bool = False, backend: str = "local", address: str | None = None,
+            device: str | None = None) -> int:
+    """Run a spec; returns the exit status (0 all done, 1 some failed, 2 bad input)."""
+    spec = load_spec(spec_path, device=device)
+    out = Path(out) if out is not None else Path("results") / spec.name
+    _check_backend(backend, address, workers)
     _check_writable(out)
     runs = plan(spec)
+    meta = {"name": spec.name, "spec": spec.raw, "baseline": spec.baseline}
+    return execute(runs, out, meta=meta, spec_text=Path(spec_path).read_text(), workers=workers, dry_run=dry_run,
+                   retry_failed=retry_failed, backend=backend, address=address, gpus_per_run=spec.gpus_per_run)
+
+
+def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_text: str | None = None,
+            workers: int | None = None, dry_run: bool = False, retry_failed: bool = False, backend: str = "local",
+            address: str | None = None, gpus_per_run: float = 1.0, quiet: bool = False) -> int:
+    """Train the planned runs into ``out`` (skipping finished ones); 0 all done, 1 some failed.
+
+    Shared by ``compare``, ``tune`` and ``lr-range``: the run folders are the only state.
+    """
+    _check_backend(backend, address, workers)
+    _check_writable(out)
+    workers = workers or os.cpu_count() or 1
     stale = [r for r in runs if _state(out, r) == "stale"]
     if stale:
         raise ValueError(f"{out / stale[0].folder} holds a run with a different config than the spec now gives; "
@@ -238,9 +255,9 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     rerun = ("todo", "partial", "failed") if retry_failed else ("todo", "partial")
     todo = [r for r in runs if states[r.folder] in rerun]
     est = {r.folder: estimate(r) for r in runs}
+    name = meta.get("name", out.name)
     if dry_run:
-        shape = f"{len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds"
-        print(f"{spec.name}: {len(runs)} runs ({shape}), {len(todo)} to run -> {out}")
+        print(f"{name}: {len(runs)} runs, {len(todo)} to run -> {out}")
         print(f"{'env':<24} {'algo':<4} {'arm':<20} {'seed':>4} {'timesteps':>10} {'est_s':>7} {'est_GB':>6}  state")
         for r in runs:
             s, gb = est[r.folder]
@@ -250,6 +267,10 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
         print(f"estimated: {total_s:,.0f} CPU-seconds, about {total_s / min(workers, max(len(todo), 1)) / 60:.1f} min "
               f"with {workers} workers (speeds measured on a 2-core machine, 1 thread per run)")
         return 0
+    tasks = _tasks(out, todo, gpus_per_run)
+    gpu_slots = _gpu_slots(gpus_per_run)
+    if tasks and gpu_slots and all(t["gpus"] > 0 for t in tasks) and backend == "local":
+        workers = min(workers, gpu_slots)
     if todo:
         need = min(workers, len(todo)) * max(est[r.folder][1] for r in todo)
         have = _available_gb()
@@ -259,26 +280,25 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
                              f"{largest.folder}: {est[largest.folder][1]:.1f} GB) but {have:.1f} GB is available; "
                              "use fewer --workers or a smaller buffer_size")
     with _lock(out):
-        spec_copy = out / "spec.toml"
-        if not spec_copy.exists() or spec_copy.read_text() != Path(spec_path).read_text():
-            shutil.copyfile(spec_path, spec_copy) if not spec_copy.exists() else write_text_atomic(
-                spec_copy, Path(spec_path).read_text())
+        if spec_text is not None:
+            spec_copy = out / "spec.toml"
+            if not spec_copy.exists() or spec_copy.read_text() != spec_text:
+                write_text_atomic(spec_copy, spec_text)
         write_json_atomic(out / "spec.resolved.json", {
-            "name": spec.name, "spec": spec.raw, "baseline": spec.baseline,
-            "runs": [{"folder": r.folder, "run_id": r.prepared.run_id(), **r.prepared.resolved()} for r in runs],
+            **meta, "runs": [{"folder": r.folder, "run_id": r.prepared.run_id(), **r.prepared.resolved()}
+                             for r in runs],
         })
         from clr_rl.tensorboard import write_layout
 
-        write_layout(out / "runs", list(spec.envs))
+        write_layout(out / "runs", list(dict.fromkeys(r.env_id for r in runs)))
         for r in todo:
             if states[r.folder] == "failed":
                 shutil.rmtree(out / r.folder)
         done = sum(1 for r in runs if states[r.folder] == "done")
         kept = len(runs) - len(todo) - done  # failed runs left as they are (no --retry-failed)
-        print(f"{spec.name}: {len(runs)} runs, {done} already done, "
+        print(f"{name}: {len(runs)} runs, {done} already done, "
               + (f"{kept} failed (rerun them with --retry-failed), " if kept else "")
               + f"{len(todo)} to run, {workers} {backend} workers -> {out}", flush=True)
-        tasks = [_task(out, r) for r in todo]
         t0 = time.time()
         steps0 = _progress_line(out, runs, t0, 0)["steps"]
 
@@ -291,8 +311,9 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
             _run_local(tasks, workers, report)
         rows = summary_rows(out, runs)
         _write_summary(out, rows)
-    print()
-    _print_table(rows)
+    if not quiet:
+        print()
+        _print_table(rows)
     failed = [r for r in rows if r["status"] == "failed"]
     for row in failed:
         record = read_json(out / row["folder"] / "run.json")
@@ -301,6 +322,40 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
         print(f"{len(failed)} run(s) failed; see run.json in their folders; rerun with --retry-failed")
     print(f"summary: {out / 'summary.csv'}")
     return 1 if failed else 0
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _gpu_slots(gpus_per_run: float) -> int:
+    """How many GPU runs fit at once on this machine's GPUs (a fraction lets runs share one)."""
+    n = _cuda_count()
+    if n == 0:
+        return 0
+    return n * int(1 / gpus_per_run) if gpus_per_run < 1 else max(1, n // math.ceil(gpus_per_run))
+
+
+def _tasks(out: Path, runs: list[PlannedRun], gpus_per_run: float) -> list[dict[str, Any]]:
+    """Tasks with their device placed: CUDA runs go round-robin over the local GPUs."""
+    from clr_rl.runner import resolve_device
+
+    n_gpus = _cuda_count()
+    tasks = []
+    for i, run in enumerate(runs):
+        task = _task(out, run)
+        device = resolve_device(run.prepared.config.device, run.prepared.agent.policy)
+        if device.startswith("cuda"):
+            task["gpus"] = gpus_per_run
+            if device == "cuda" and n_gpus > 1:
+                device = f"cuda:{i % n_gpus}"
+        else:
+            task["gpus"] = 0
+        task["config"]["device"] = device
+        tasks.append(task)
+    return tasks
 
 
 def _show(report: Any, last: float, final: bool) -> float:
@@ -359,8 +414,9 @@ def _run_ray(tasks: list[dict[str, Any]], workers: int, address: str | None, rep
         remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
         refs = {}
         for t in tasks:
-            gpus = 1 if str(t["config"]["device"]).startswith("cuda") else 0
-            refs[remote.options(num_gpus=gpus).remote(t)] = t
+            if t["gpus"]:  # Ray picks the GPU and sets CUDA_VISIBLE_DEVICES: the task sees it as cuda
+                t = {**t, "config": {**t["config"], "device": "cuda"}}
+            refs[remote.options(num_gpus=t["gpus"]).remote(t)] = t
         last = 0.0
         pending = list(refs)
         while pending:

@@ -67,6 +67,7 @@ def _train_cmd(args: argparse.Namespace) -> int:
             algo=args.algo, env_id=args.env, schedule=args.schedule, timesteps=args.timesteps, seed=args.seed,
             device=args.device, overrides=parse_overrides(args.hp), optimizer=args.optimizer,
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, threads=args.threads,
+            lr_per_step=args.lr_per_step, cycle_momentum=_momentum(args.cycle_momentum),
         )
         prepared = prepare(config)
         check_out_dir(args.out)
@@ -82,11 +83,48 @@ def _train_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _momentum(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--cycle-momentum={text!r} must look like low,high, e.g. 0.85,0.95") from None
+    return low, high
+
+
 def _compare_cmd(args: argparse.Namespace) -> int:
     from clr_rl.batch import compare
 
     return compare(args.spec, out=args.out, workers=args.workers, dry_run=args.dry_run,
-                   retry_failed=args.retry_failed, backend=args.backend, address=args.address)
+                   retry_failed=args.retry_failed, backend=args.backend, address=args.address, device=args.device)
+
+
+def _tune_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.agents import parse_overrides
+    from clr_rl.tuning import tune
+
+    record = tune(algo=args.algo, env_id=args.env, timesteps=args.timesteps, seeds=args.seeds, out=args.out,
+                  grid=args.grid, trials=args.trials, lr_range=args.range, criterion=args.criterion,
+                  overrides=parse_overrides(args.hp), workers=args.workers, eval_every=args.eval_every,
+                  eval_episodes=args.eval_episodes, device=args.device, seed=args.seed)
+    return 1 if record["exit_status"] else 0
+
+
+def _lr_range_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.agents import parse_overrides
+    from clr_rl.tuning import lr_range_single, lr_range_sweep, parse_grid
+
+    overrides = parse_overrides(args.hp)
+    if args.method == "sweep":
+        lr_range_sweep(algo=args.algo, env_id=args.env, timesteps=args.timesteps, out=args.out, grid=args.grid,
+                       seeds=args.seeds, criterion=args.criterion, overrides=overrides, workers=args.workers,
+                       eval_every=args.eval_every, eval_episodes=args.eval_episodes, device=args.device)
+    else:
+        lo, hi, _ = parse_grid(f"{args.range}:2", flag="--range")
+        lr_range_single(algo=args.algo, env_id=args.env, timesteps=args.timesteps, out=args.out, start_lr=lo,
+                        end_lr=hi, overrides=overrides, seed=args.seed, device=args.device)
+    return 0
 
 
 def _status_cmd(args: argparse.Namespace) -> int:
@@ -133,6 +171,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, help="evaluate every N timesteps (default from envs/ or budget/10)")
     p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default from envs/ or 10)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--lr-per-step", action="store_true",
+                   help="apply the schedule at every gradient step (default: once per update, as SB3)")
+    p.add_argument("--cycle-momentum", metavar="LOW,HIGH",
+                   help="cycle momentum inversely to the LR (SGD/RMSprop momentum, Adam beta1), e.g. 0.85,0.95")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train_cmd)
@@ -145,7 +187,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", help="Ray cluster address (auto or ray://HOST:PORT); default: a local Ray")
+    p.add_argument("--device", help="override the spec's device: auto, cpu, cuda or cuda:<k>")
     p.set_defaults(func=_compare_cmd)
+
+    for name, helptext in (("tune", "tune a fixed LR by sweep or Optuna TPE; writes tuned_lr.json"),
+                           ("lr-range", "LR range test for RL; prints a cyclical schedule to use")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo")
+        p.add_argument("--env", required=True)
+        p.add_argument("--timesteps", type=int, required=True, help="budget of each run")
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE")
+        p.add_argument("--device", default="auto")
+        p.add_argument("--workers", type=int)
+        p.add_argument("--eval-every", type=int)
+        p.add_argument("--eval-episodes", type=int)
+        p.add_argument("--criterion", choices=("auc", "final"), default="auc",
+                       help="score of an LR: mean over seeds of the AUC (default) or the final return")
+        p.add_argument("--seed", type=int, default=0, help="Optuna sampler seed / the single run's seed")
+        if name == "tune":
+            p.add_argument("--seeds", type=int, default=3)
+            p.add_argument("--grid", metavar="LO:HI:N", help="log grid of fixed LRs, e.g. 1e-5:1e-2:7")
+            p.add_argument("--trials", type=int, help="Optuna TPE trials instead of a grid")
+            p.add_argument("--range", default="1e-5:1e-2", metavar="LO:HI", help="LR range for --trials")
+            p.set_defaults(func=_tune_cmd)
+        else:
+            p.add_argument("--method", choices=("sweep", "single"), default="sweep")
+            p.add_argument("--seeds", type=int, default=2, help="seeds per LR (sweep)")
+            p.add_argument("--grid", default="1e-5:1e-2:7", metavar="LO:HI:N", help="LRs of the sweep")
+            p.add_argument("--range", default="1e-6:1e-1", metavar="LO:HI", help="LR ramp of the single run")
+            p.set_defaults(func=_lr_range_cmd)
 
     p = sub.add_parser("status", help="progress of a batch (running or finished)")
     p.add_argument("dir", type=Path)

@@ -138,3 +138,29 @@ def report_figures(stats: dict[str, Any], runs: list[Any], dest: Path) -> dict[s
         plt.close(fig)
         images[key] = f"{key}.png"
     return images
+
+
+def plot_lr_range(path: Path, series: dict[str, tuple[list[float], list[float]]], base_lr: float, max_lr: float,
+                  title: str, points: dict[float, list[float]] | None = None) -> Path:
+    """Metrics vs LR (log x), one panel per metric, with the suggested base/max marked."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.6 * len(series) + 0.6), dpi=100, sharex=True,
+                             squeeze=False)
+    for ax, (name, (lrs, values)) in zip(axes[:, 0], series.items()):
+        ax.plot(lrs, values, marker="o" if len(lrs) < 30 else None, ms=4, lw=1.4)
+        if points and name == "score":
+            for lr, vs in points.items():
+                ax.scatter([lr] * len(vs), vs, s=10, color="grey", alpha=0.6)
+        ax.axvline(base_lr, color="tab:green", ls="--", label=f"base_lr {base_lr:.3g}")
+        ax.axvline(max_lr, color="tab:red", ls="--", label=f"max_lr {max_lr:.3g}")
+        ax.set_xscale("log")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title(title, fontsize=9)
+    axes[0, 0].legend(fontsize=8)
+    axes[-1, 0].set_xlabel("learning rate")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -241,8 +241,9 @@ def _markdown(stats: dict[str, Any], resolved: dict[str, Any], runs: list[RunDat
     for env in stats["envs"]:
         run = next((r for r in runs if r.env == env and r.arm == stats["baseline"] and r.record), None)
         agent = run.record.get("config", {}).get("agent", {}) if run else {}
+        cost = agent.get("tuned_lr_cost_timesteps")
         rows.append([env, str(agent.get("tuned_lr", "?")), agent.get("tuned_lr_source", "?"),
-                     "0 timesteps in this batch (value shipped in agents/)"])
+                     f"{cost:,} timesteps (clr-rl tune)" if cost else "not measured here (value shipped in agents/)"])
     out += [_md_table(["env", "tuned fixed LR", "provenance", "tuning cost"], rows)]
     out += ["", "The cyclical arms used no per-env tuning in this batch beyond what their spec states.", ""]
     out += ["- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform")]

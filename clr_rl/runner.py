@@ -15,7 +15,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from clr_rl.tensorboard import env_tag
 __all__ = ["PreparedRun", "RunConfig", "auc", "check_out_dir", "prepare", "resume", "train"]
 
 LR_TAG = "train/lr_applied"
+LR_STEP_TAG = "train/lr_per_step"
+MOMENTUM_TAG = "train/momentum_applied"
 RETURN_TAG = "eval/mean_return"
 
 
@@ -47,6 +49,16 @@ class RunConfig:
     eval_episodes: int | None = None
     arm: str = ""
     threads: int | None = None
+    lr_per_step: bool = False
+    cycle_momentum: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data that ``RunConfig(**d)`` rebuilds (the schedule as its text form)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["schedule"] = str(parse_schedule(self.schedule))
+        d["overrides"] = dict(self.overrides)
+        d["cycle_momentum"] = list(self.cycle_momentum) if self.cycle_momentum else None
+        return d
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,8 @@ class PreparedRun:
             "overrides": dict(c.overrides),
             "eval_every": self.eval_every,
             "eval_episodes": self.eval_episodes,
+            "lr_per_step": c.lr_per_step,
+            "cycle_momentum": list(c.cycle_momentum) if c.cycle_momentum else None,
         }
 
     def run_id(self) -> str:
@@ -91,6 +105,28 @@ def _int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
     return value
+
+
+def resolve_device(device: str, policy: str) -> str:
+    """``auto``: CUDA for CNN policies when a GPU is present, else CPU (SB3 itself warns that
+    PPO with an MLP policy is meant for the CPU); explicit devices are kept."""
+    if device != "auto":
+        return device
+    if policy == "CnnPolicy":
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+    return "cpu"
+
+
+def _check_momentum(config: RunConfig) -> None:
+    m = config.cycle_momentum
+    if m is None:
+        return
+    if (len(m) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in m)
+            or not 0.0 <= m[0] < m[1] < 1.0):
+        raise ValueError(f"cycle_momentum={list(m)!r} must be [low, high] with 0 <= low < high < 1")
 
 
 def check_device(device: str) -> None:
@@ -146,6 +182,7 @@ def prepare(config: RunConfig) -> PreparedRun:
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={config.optimizer!r} must be one of {', '.join(OPTIMIZERS)}")
     check_device(config.device)
+    _check_momentum(config)
     family = env_family(config.env_id)
     agent = agent_config(config.algo, config.env_id, family, config.overrides)
     if config.algo == "dqn" and not _discrete_actions(config.env_id, family):
@@ -255,7 +292,7 @@ def _make_callback(prepared: PreparedRun, out: Path, eval_env: Any, state: dict[
                 self._evaluate()
 
         def _log_lr(self) -> None:
-            if self.model._n_updates != self.n_updates_logged:
+            if self.model._n_updates != self.n_updates_logged and not prepared.config.lr_per_step:
                 self.n_updates_logged = self.model._n_updates
                 lr = self.model.policy.optimizer.param_groups[0]["lr"]
                 self._writer().add_scalar(LR_TAG, lr, self.num_timesteps)
@@ -319,6 +356,62 @@ def _make_callback(prepared: PreparedRun, out: Path, eval_env: Any, state: dict[
     return ClrCallback()
 
 
+def install_step_hook(model: Any, prepared: PreparedRun, writer: Any = None) -> Any:
+    """Set the LR (and cycled momentum) before every optimizer step; returns the hook handle.
+
+    Per-gradient-step LR: within one ``train()`` call at timestep ``T`` with ``K`` planned
+    gradient steps (PPO: ``n_epochs x ceil(n_steps*n_envs / batch_size)``; DQN:
+    ``gradient_steps``), step ``k`` uses ``schedule(1 - (T + k/K * U) / total)`` where ``U`` is
+    the timesteps until the next update, so the LR moves smoothly from this update's value
+    towards the next one's. PPO stopping early on ``target_kl`` just skips the rest of them.
+    Without ``lr_per_step`` the LR stays SB3's per-update value and only momentum is cycled:
+    ``momentum = high - (high - low) * w`` with ``w`` the LR's position between the schedule's
+    lowest and highest LR (1cycle: momentum falls while the LR rises). For Adam the momentum
+    is beta1 (only when asked: torch's CyclicLR cycles it silently, we never do).
+    """
+    c, agent = prepared.config, prepared.agent
+    schedule = prepared.schedule
+    if c.algo == "ppo":
+        hp = agent.hyperparams
+        every = int(hp.get("n_steps", 2048)) * agent.n_envs
+        steps = int(hp.get("n_epochs", 10)) * math.ceil(every / int(hp.get("batch_size", 64)))
+    else:
+        every = int(agent.hyperparams.get("train_freq", 4)) * agent.n_envs
+        gradient_steps = int(agent.hyperparams.get("gradient_steps", 1))
+        steps = gradient_steps if gradient_steps > 0 else every
+    grid = [schedule(1 - i / 1000) for i in range(1001)]
+    lo, hi = min(grid), max(grid)
+    state = {"T": -1, "k": 0}
+
+    def hook(optimizer: Any, args: Any, kwargs: Any) -> None:
+        t_update = model.num_timesteps
+        if t_update != state["T"]:
+            state["T"], state["k"] = t_update, 0
+        total = model._total_timesteps or c.timesteps
+        if c.lr_per_step:
+            t = t_update + min(state["k"] / steps, 1.0) * every
+            lr = schedule(1 - t / total)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if writer is not None and state["k"] * every % steps == 0:  # whole timesteps only
+                writer.add_scalar(LR_STEP_TAG, lr, int(t))
+        if c.cycle_momentum:
+            low, high = c.cycle_momentum
+            lr = optimizer.param_groups[0]["lr"]
+            w = 0.0 if hi == lo else min(1.0, max(0.0, (lr - lo) / (hi - lo)))
+            momentum = high - (high - low) * w
+            for group in optimizer.param_groups:
+                if "betas" in group:
+                    group["betas"] = (momentum, group["betas"][1])
+                elif "momentum" in group:
+                    group["momentum"] = momentum
+            if writer is not None and state["k"] == 0:
+                writer.add_scalar(MOMENTUM_TAG, momentum, t_update)
+        state["k"] += 1
+
+    return model.policy.optimizer.register_step_pre_hook(hook)
+
+
 def _default_checkpoint_every(prepared: PreparedRun) -> int:
     """PPO: checkpoint at each evaluation. DQN: only when the replay buffer is small (<256 MB)."""
     if prepared.config.algo == "ppo":
@@ -376,7 +469,8 @@ def train(prepared: PreparedRun | RunConfig, out: Path | str, *, progress_bar: b
     if resuming:
         model = _load_checkpoint(prepared, checkpoint, env)
     else:
-        model = build_model(agent, env, prepared.schedule, seed=c.seed, device=c.device, optimizer=c.optimizer)
+        model = build_model(agent, env, prepared.schedule, seed=c.seed,
+                            device=resolve_device(c.device, agent.policy), optimizer=c.optimizer)
     tb = TensorBoardOutputFormat(str(out))
     if resuming:  # drop events the interrupted process wrote after its checkpoint
         from torch.utils.tensorboard import SummaryWriter
@@ -384,6 +478,8 @@ def train(prepared: PreparedRun | RunConfig, out: Path | str, *, progress_bar: b
         tb.writer.close()
         tb.writer = SummaryWriter(log_dir=str(out), purge_step=model.num_timesteps + 1)
     model.set_logger(Logger(folder=str(out), output_formats=[tb]))
+    if c.lr_per_step or c.cycle_momentum:
+        install_step_hook(model, prepared, writer=tb.writer)
     if not resuming:
         model.logger.record("hparams", HParam(_hparams(prepared), {"eval/final_return": 0.0, "eval/auc": 0.0}),
                             exclude=("stdout", "log", "json", "csv"))
@@ -462,5 +558,7 @@ def resume(out: Path | str, *, progress_bar: bool = False) -> dict[str, Any]:
     cfg = record["config"]
     config = RunConfig(algo=cfg["algo"], env_id=cfg["env_id"], schedule=cfg["schedule"], timesteps=cfg["timesteps"],
                        seed=cfg["seed"], device=cfg["device"], overrides=cfg["overrides"], optimizer=cfg["optimizer"],
-                       eval_every=cfg["eval_every"], eval_episodes=cfg["eval_episodes"], arm=cfg["arm"])
+                       eval_every=cfg["eval_every"], eval_episodes=cfg["eval_episodes"], arm=cfg["arm"],
+                       lr_per_step=bool(cfg.get("lr_per_step", False)),
+                       cycle_momentum=tuple(cfg["cycle_momentum"]) if cfg.get("cycle_momentum") else None)
     return train(prepare(config), out, progress_bar=progress_bar, resume=True)

@@ -32,6 +32,7 @@ __all__ = [
     "Constant",
     "CosineRestarts",
     "ExpRange",
+    "Exponential",
     "Linear",
     "OneCycle",
     "SCHEDULE_KINDS",
@@ -158,6 +159,36 @@ class Linear:
 
     def min_segment_fraction(self) -> float:
         return math.inf  # monotone: nothing to alias
+
+    def __str__(self) -> str:
+        return _to_text(self)
+
+
+@dataclass(frozen=True)
+class Exponential:
+    """Geometric interpolation from ``start_lr`` to ``end_lr``: ``lr = start * (end / start) ** (1 - p)``.
+
+    The LR range test's ramp: one decade per equal share of the run.
+
+    >>> round(Exponential(1e-5, 1e-1)(0.5), 12)
+    0.001
+    """
+
+    kind: ClassVar[str] = "exponential"
+    start_lr: float
+    end_lr: float
+
+    def __post_init__(self) -> None:
+        _positive_lr(self, "start_lr", self.start_lr)
+        _positive_lr(self, "end_lr", self.end_lr)
+        _set(self, "start_lr", float(self.start_lr))
+        _set(self, "end_lr", float(self.end_lr))
+
+    def __call__(self, progress_remaining: float) -> float:
+        return _between(self.start_lr, self.end_lr, elapsed_fraction(progress_remaining), "log")
+
+    def min_segment_fraction(self) -> float:
+        return math.inf
 
     def __str__(self) -> str:
         return _to_text(self)
@@ -477,11 +508,11 @@ class CosineRestarts(_CycleLength):
         return _to_text(self)
 
 
-Schedule = Union[Constant, Linear, Triangular, Triangular2, ExpRange, OneCycle, CosineRestarts]
+Schedule = Union[Constant, Linear, Exponential, Triangular, Triangular2, ExpRange, OneCycle, CosineRestarts]
 
 SCHEDULE_KINDS: dict[str, type[Any]] = {
     cls.kind: cls
-    for cls in (Constant, Linear, Triangular, Triangular2, ExpRange, OneCycle, CosineRestarts)
+    for cls in (Constant, Linear, Exponential, Triangular, Triangular2, ExpRange, OneCycle, CosineRestarts)
 }
 
 
@@ -506,7 +537,7 @@ def schedule_params(schedule: Schedule, *, all_fields: bool = False) -> dict[str
     for f in dataclasses.fields(schedule):
         value = getattr(schedule, f.name)
         default = f.default if f.default is not dataclasses.MISSING else object()
-        if all_fields or value != default or f.name in ("lr", "start_lr", "base_lr", "max_lr", "min_lr"):
+        if all_fields or value != default or f.name in ("lr", "start_lr", "end_lr", "base_lr", "max_lr", "min_lr"):
             if value is not None or all_fields:
                 out[f.name] = value
     return out

@@ -38,8 +38,8 @@ from clr_rl.schedules import SCHEDULE_KINDS, parse_schedule
 __all__ = ["Arm", "PlannedRun", "Spec", "load_spec", "plan", "resolve_relative"]
 
 _TOP = {"name", "algo", "timesteps", "seeds", "envs", "suite", "eval", "hyperparams", "overrides", "arms",
-        "device", "optimizer", "description", "baseline"}
-_ARM_EXTRA = {"algo", "optimizer", "hyperparams"}
+        "device", "optimizer", "description", "baseline", "gpus_per_run", "tuned"}
+_ARM_EXTRA = {"algo", "optimizer", "hyperparams", "lr_per_step", "cycle_momentum"}
 _OVERRIDE_KEYS = {"timesteps", "eval_every", "eval_episodes", "hyperparams"}
 _LR_FIELDS = {"lr", "start_lr", "end_lr", "base_lr", "max_lr", "min_lr"}
 _RELATIVE = re.compile(r"^\s*(?:(?P<pre>[0-9.eE+-]+)\s*\*\s*)?tuned\s*(?:(?P<op>[*/])\s*(?P<num>[0-9.eE+-]+))?\s*$")
@@ -52,6 +52,8 @@ class Arm:
     algo: str
     optimizer: str
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    lr_per_step: bool = False
+    cycle_momentum: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class Spec:
     device: str
     baseline: str | None
     raw: dict[str, Any]
+    gpus_per_run: float = 1.0
+    tuned: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (algo, env) -> tune record
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,29 @@ def resolve_relative(value: Any, tuned_lr: float) -> Any:
     return float(f"{out:.12g}")  # tuned/3 of 3e-4 is 1e-4, not 9.999999999999999e-05
 
 
-def load_spec(path: Path | str) -> Spec:
+def _load_tuned(path: Path, raw: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """``tuned = ["tune-out/tuned_lr.json", ...]`` (relative to the spec): records of ``clr-rl tune``."""
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise _fail(path, "tuned", f"{raw!r} must be a list of paths to tuned_lr.json records")
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in raw:
+        file = (path.parent / item) if not Path(item).is_absolute() else Path(item)
+        if not file.is_file():
+            raise _fail(path, "tuned", f"{item!r}: no such tune record")
+        try:
+            import json
+
+            record = json.loads(file.read_text())
+            key = (str(record["algo"]), str(record["env_id"]))
+            float(record["value"])
+        except (ValueError, KeyError, TypeError):
+            raise _fail(path, "tuned", f"{item!r} is not a clr-rl tune record (needs algo, env_id, value)") from None
+        record["path"] = str(file)
+        out[key] = record
+    return out
+
+
+def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
     """Read and check a spec's shape (types, keys, names); :func:`plan` checks the runs."""
     path = Path(path)
     if not path.is_file():
@@ -189,9 +215,14 @@ def load_spec(path: Path | str) -> Spec:
             if key in table:
                 _pos_int(path, f"overrides.{env_id}.{key}", table[key])
         _table(path, f"overrides.{env_id}.hyperparams", table.get("hyperparams", {}))
-    device = raw.get("device", "auto")
+    device = device if device is not None else raw.get("device", "auto")
     if not isinstance(device, str):
         raise _fail(path, "device", f"{device!r} must be a string")
+    gpus_per_run = raw.get("gpus_per_run", 1.0)
+    if isinstance(gpus_per_run, bool) or not isinstance(gpus_per_run, (int, float)) or not gpus_per_run > 0 or (
+            gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
+        raise _fail(path, "gpus_per_run", f"{gpus_per_run!r} must be a fraction in (0, 1] or a whole number")
+    tuned = _load_tuned(path, raw["tuned"]) if "tuned" in raw else {}
     optimizer = raw.get("optimizer", "adam")
     arms_raw = _table(path, "arms", raw.get("arms", {}))
     if not arms_raw:
@@ -219,13 +250,20 @@ def load_spec(path: Path | str) -> Spec:
         arm_algo = table.get("algo", algo)
         if arm_algo not in ("ppo", "dqn"):
             raise _fail(path, f"{where}.algo", f"{arm_algo!r} must be ppo or dqn")
+        per_step = table.get("lr_per_step", False)
+        if not isinstance(per_step, bool):
+            raise _fail(path, f"{where}.lr_per_step", f"{per_step!r} must be true or false")
+        momentum = table.get("cycle_momentum")
+        if momentum is not None and (not isinstance(momentum, list) or len(momentum) != 2):
+            raise _fail(path, f"{where}.cycle_momentum", f"{momentum!r} must be [low, high], e.g. [0.85, 0.95]")
         arms.append(Arm(arm_name, schedule, arm_algo, table.get("optimizer", optimizer),
-                        dict(_table(path, f"{where}.hyperparams", table.get("hyperparams", {})))))
+                        dict(_table(path, f"{where}.hyperparams", table.get("hyperparams", {}))),
+                        per_step, tuple(momentum) if momentum is not None else None))
     baseline = raw.get("baseline")
     if baseline is not None and baseline not in arms_raw:
         raise _fail(path, "baseline", f"{baseline!r} is not an arm; expected one of {', '.join(arms_raw)}")
     return Spec(path, name, tuple(envs), tuple(arms), seeds, timesteps, every, episodes, dict(hyperparams),
-                {k: dict(v) for k, v in overrides.items()}, device, baseline, raw)
+                {k: dict(v) for k, v in overrides.items()}, device, baseline, raw, float(gpus_per_run), tuned)
 
 
 def plan(spec: Spec) -> list[PlannedRun]:
@@ -248,6 +286,11 @@ def plan(spec: Spec) -> list[PlannedRun]:
         for arm in spec.arms:
             hp = {**spec.hyperparams, **over.get("hyperparams", {}), **arm.hyperparams}
             where = f"arms.{arm.name} on {env_id}"
+            record = spec.tuned.get((arm.algo, env_id))
+            if record is not None:
+                hp = {**hp, "tuned_lr": float(record["value"]), "tuned_lr_cost_timesteps": record.get("cost_timesteps"),
+                      "tuned_lr_source": f"clr-rl tune record {record['path']} ({record.get('method', '?')}, "
+                                         f"criterion {record.get('criterion', '?')})"}
             try:
                 tuned = agent_config(arm.algo, env_id, family, hp).tuned_lr
                 table = {k: resolve_relative(v, tuned) if k in _LR_FIELDS else v for k, v in arm.schedule.items()}
@@ -257,6 +300,7 @@ def plan(spec: Spec) -> list[PlannedRun]:
                         seed=seed, device=spec.device, overrides=hp, optimizer=arm.optimizer,
                         eval_every=over.get("eval_every") or spec.eval_every,
                         eval_episodes=over.get("eval_episodes") or spec.eval_episodes, arm=arm.name, threads=1,
+                        lr_per_step=arm.lr_per_step, cycle_momentum=arm.cycle_momentum,
                     )
                     runs.append(PlannedRun(env_id, arm.name, seed, f"runs/{env_id}/{arm.name}/seed{seed}",
                                            prepare(config)))
