@@ -305,10 +305,16 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_tex
         def report() -> str:
             return _describe(_progress_line(out, runs, t0, steps0))
 
-        if tasks and backend == "ray":  # nothing to train: no Ray instance to start
-            _run_ray(tasks, workers, address, report)
-        elif tasks:
-            _run_local(tasks, workers, report)
+        try:
+            if tasks and backend == "ray":  # nothing to train: no Ray instance to start
+                _run_ray(tasks, workers, address, report)
+            elif tasks:
+                _run_local(tasks, workers, report)
+        except KeyboardInterrupt:
+            _write_summary(out, summary_rows(out, runs))
+            print("\nstopped: finished runs are kept, running ones stopped at a checkpoint; run the same command "
+                  "again to continue", file=sys.stderr)
+            raise
         rows = summary_rows(out, runs)
         _write_summary(out, rows)
     if not quiet:
@@ -369,29 +375,68 @@ def _show(report: Any, last: float, final: bool) -> float:
 
 
 def _run_local(tasks: list[dict[str, Any]], workers: int, report: Any) -> None:
-    """A spawn-context process pool, one torch thread per worker; a dead worker fails only its run."""
+    """A spawn-context process pool, one torch thread per worker.
+
+    A dead worker (OOM, segfault, kill) breaks the whole pool: runs that had not started are
+    queued again in a fresh pool; runs that were in flight are queued again once (they resume
+    from their checkpoints) and marked failed if they are in flight at a second breakage.
+    Ctrl-C / SIGTERM: queued runs are cancelled, running ones stop at a rollout boundary with a
+    checkpoint, and KeyboardInterrupt propagates.
+    """
     import multiprocessing
+    import signal
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     pending = list(tasks)
+    breaks: dict[str, int] = {}
     last = 0.0
-    while pending:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
+    pool: ProcessPoolExecutor | None = None
+
+    def on_term(signum: int, frame: Any) -> None:
+        for proc in list(getattr(pool, "_processes", {}).values()):  # workers stop at a rollout boundary
+            try:
+                os.kill(proc.pid, signal.SIGINT)
+            except OSError:
+                pass
+        raise KeyboardInterrupt
+
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, on_term) if main else None
+    try:
+        while pending:
+            ctx = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx)
             futures = {pool.submit(run_task, t): t for t in pending}
             pending = []
             not_done = set(futures)
-            while not_done:
-                done, not_done = wait(not_done, timeout=2.0, return_when=FIRST_COMPLETED)
-                for f in done:
-                    try:
-                        f.result()
-                    except BrokenProcessPool:
-                        _mark_dead(futures[f])
-                    except Exception as exc:  # pragma: no cover - run_task never raises
-                        _mark_dead(futures[f], repr(exc))
-                last = _show(report, last, final=not not_done)
+            try:
+                while not_done:
+                    done, not_done = wait(not_done, timeout=2.0, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        task = futures[f]
+                        try:
+                            f.result()
+                        except BrokenProcessPool:
+                            path = Path(task["folder"]) / "run.json"
+                            started = path.is_file() and read_json(path).get("status") == "running"
+                            breaks[task["folder"]] = breaks.get(task["folder"], 0) + int(started)
+                            if breaks[task["folder"]] >= 2:
+                                _mark_dead(task)
+                            else:
+                                pending.append(task)
+                        except Exception as exc:  # pragma: no cover - run_task never raises
+                            _mark_dead(task, repr(exc))
+                    last = _show(report, last, final=not not_done and not pending)
+            except KeyboardInterrupt:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 def _run_ray(tasks: list[dict[str, Any]], workers: int, address: str | None, report: Any) -> None:
