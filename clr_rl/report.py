@@ -149,6 +149,8 @@ def compute_stats(resolved: dict[str, Any], runs: list[RunData], *, baseline: st
         }
         if mat is not None:
             aggregates[arm]["runs_per_env"] = int(mat.shape[0])
+            finished = sum(len(norm[arm][e]) for e in envs)
+            aggregates[arm]["finished_runs_left_out"] = finished - int(mat.size)
     improvement: dict[str, Any] = {}
     base = matrix(baseline) if baseline in arms else None
     for arm in arms:
@@ -199,7 +201,10 @@ def _verdict(arm: str, baseline: str, poi: dict[str, float] | None, aggregates: 
         word = "is WORSE than"
     else:
         word = "MATCHES (no significant difference from)"
-    return f"{arm} {word} {baseline}: {p}{iqm_part}"
+    runs = min(a["runs_per_env"] if a else 0, b["runs_per_env"] if b else 0)
+    caveat = (f" (only {runs} runs per env: bootstrap CIs are coarse below 5; treat as tentative)"
+              if runs < 5 else "")
+    return f"{arm} {word} {baseline}: {p}{iqm_part}{caveat}"
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -229,7 +234,7 @@ def _markdown(stats: dict[str, Any], resolved: dict[str, Any], runs: list[RunDat
                                                                      for e in stats["envs"])]
     out += [f"- arms: {len(stats['arms'])}; seeds: {seeds}; baseline: `{stats['baseline']}`"]
     evals = {(r.env, r.record.get("config", {}).get("eval_every"), r.record.get("config", {}).get("eval_episodes"))
-             for r in runs if r.record}
+             for r in runs if r.record.get("config")}  # a failed run's record may hold no config
     out += ["- evaluation: deterministic policy on a separate env (seed + 10000), "
             + "; ".join(f"{e}: {n} episodes every {k:,} steps" for e, k, n in sorted(evals) if k)]
     out += ["- statistics: final return = last evaluation; AUC = trapezoid area under the evaluation curve / "
@@ -239,7 +244,8 @@ def _markdown(stats: dict[str, Any], resolved: dict[str, Any], runs: list[RunDat
     out += ["", "### Baseline provenance and tuning cost", ""]
     rows = []
     for env in stats["envs"]:
-        run = next((r for r in runs if r.env == env and r.arm == stats["baseline"] and r.record), None)
+        run = next((r for r in runs if r.env == env and r.arm == stats["baseline"] and r.record.get("config")),
+                   None)
         agent = run.record.get("config", {}).get("agent", {}) if run else {}
         cost = agent.get("tuned_lr_cost_timesteps")
         rows.append([env, str(agent.get("tuned_lr", "?")), agent.get("tuned_lr_source", "?"),
@@ -277,6 +283,11 @@ def _markdown(stats: dict[str, Any], resolved: dict[str, Any], runs: list[RunDat
         rows.append([arm] + [f"{_f(a[k]['estimate'], 3)} [{_f(a[k]['ci_low'], 3)}, {_f(a[k]['ci_high'], 3)}]"
                              for k in ("iqm", "median", "mean", "optimality_gap")] + [str(a["runs_per_env"])])
     out += [_md_table(["arm", "IQM", "median", "mean", "optimality gap", "runs/env"], rows), ""]
+    left = {arm: a["finished_runs_left_out"] for arm, a in stats["aggregates"].items()
+            if a and a.get("finished_runs_left_out")}
+    if left:
+        out += ["Aggregates use the same number of runs in every env (the first seeds finished everywhere); "
+                "finished runs left out: " + ", ".join(f"{arm} {n}" for arm, n in left.items()) + ".", ""]
     if stats["probability_of_improvement"]:
         out += [f"### Probability of improvement over `{stats['baseline']}`", ""]
         out += [_md_table(["arm", "P(arm > baseline)", "95% CI"],

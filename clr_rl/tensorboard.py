@@ -11,8 +11,10 @@ layout: one chart per env with every arm's return, and one with their LRs.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 __all__ = ["env_tag", "serve", "write_layout"]
@@ -55,9 +57,18 @@ def serve(folder: Path, *, port: int = 6006) -> int:
     exe = shutil.which("tensorboard") or str(Path(sys.executable).with_name("tensorboard"))
     print(f"TensorBoard on {logdir}: http://localhost:{port}/ (Ctrl-C to stop)", flush=True)
     proc = subprocess.Popen([exe, "--logdir", str(logdir), "--port", str(port), "--host", "localhost"])
+
+    def on_term(signum: int, frame: object) -> None:  # SIGTERM as Ctrl-C: never leave TensorBoard orphaned
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, on_term) if main else None
     try:
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
         proc.wait()
         return 0
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old_term)
