@@ -113,7 +113,7 @@ def _tune_cmd(args: argparse.Namespace) -> int:
 
 def _lr_range_cmd(args: argparse.Namespace) -> int:
     from clr_rl.agents import parse_overrides
-    from clr_rl.tuning import lr_range_single, lr_range_sweep, parse_grid
+    from clr_rl.tuning import lr_range_single, lr_range_sweep, parse_range
 
     overrides = parse_overrides(args.hp)
     if args.method == "sweep":
@@ -121,7 +121,7 @@ def _lr_range_cmd(args: argparse.Namespace) -> int:
                        seeds=args.seeds, criterion=args.criterion, overrides=overrides, workers=args.workers,
                        eval_every=args.eval_every, eval_episodes=args.eval_episodes, device=args.device)
     else:
-        lo, hi, _ = parse_grid(f"{args.range}:2", flag="--range")
+        lo, hi = parse_range(args.range)
         lr_range_single(algo=args.algo, env_id=args.env, timesteps=args.timesteps, out=args.out, start_lr=lo,
                         end_lr=hi, overrides=overrides, seed=args.seed, device=args.device)
     return 0

@@ -379,7 +379,8 @@ def install_step_hook(model: Any, prepared: PreparedRun, writer: Any = None) -> 
         every = int(agent.hyperparams.get("train_freq", 4)) * agent.n_envs
         gradient_steps = int(agent.hyperparams.get("gradient_steps", 1))
         steps = gradient_steps if gradient_steps > 0 else every
-    grid = [schedule(1 - i / 1000) for i in range(1001)]
+    grid = [schedule(1 - i / 1000) for i in range(1001)]  # plus the exact bounds the schedule names
+    grid += [getattr(schedule, a) for a in ("base_lr", "max_lr", "min_lr") if hasattr(schedule, a)]
     lo, hi = min(grid), max(grid)
     state = {"T": -1, "k": 0}
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from clr_rl.store import read_json, write_text_atomic
 
-__all__ = ["lr_grid", "lr_range_single", "lr_range_sweep", "parse_grid", "suggest_from_sweep", "tune"]
+__all__ = ["lr_grid", "lr_range_single", "lr_range_sweep", "parse_grid", "parse_range", "suggest_from_sweep", "tune"]
 
 CRITERIA = ("auc", "final")
 
@@ -39,6 +39,22 @@ def parse_grid(text: str, *, flag: str = "--grid") -> tuple[float, float, int]:
     if n < 2:
         raise ValueError(f"{flag}={text!r}: n={n} must be >= 2")
     return lo, hi, n
+
+
+def parse_range(text: str, *, flag: str = "--range") -> tuple[float, float]:
+    """``"1e-6:1e-1"`` -> (1e-06, 0.1), with 0 < lo < hi.
+
+    >>> parse_range("1e-6:1e-1")
+    (1e-06, 0.1)
+    """
+    parts = text.split(":")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{flag}={text!r} must look like lo:hi, e.g. 1e-6:1e-1") from None
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise ValueError(f"{flag}={text!r}: needs 0 < lo < hi")
+    return lo, hi
 
 
 def lr_grid(lo: float, hi: float, n: int) -> list[float]:
@@ -135,7 +151,7 @@ def tune(*, algo: str, env_id: str, timesteps: int, seeds: int, out: Path, grid:
         assert trials is not None
         if trials < 1:
             raise ValueError(f"--trials={trials} must be >= 1")
-        lo, hi, _ = parse_grid(f"{lr_range}:2", flag="--range")
+        lo, hi = parse_range(lr_range)
         try:
             import optuna
         except ImportError:
