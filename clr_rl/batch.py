@@ -232,7 +232,8 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     _check_backend(backend, address, workers)
     _check_writable(out)
     runs = plan(spec)
-    meta = {"name": spec.name, "spec": spec.raw, "baseline": spec.baseline}
+    shape = f"{len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds"
+    meta = {"name": spec.name, "spec": spec.raw, "baseline": spec.baseline, "shape": shape}
     return execute(runs, out, meta=meta, spec_text=Path(spec_path).read_text(), workers=workers, dry_run=dry_run,
                    retry_failed=retry_failed, backend=backend, address=address, gpus_per_run=spec.gpus_per_run)
 
@@ -257,7 +258,8 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_tex
     est = {r.folder: estimate(r) for r in runs}
     name = meta.get("name", out.name)
     if dry_run:
-        print(f"{name}: {len(runs)} runs, {len(todo)} to run -> {out}")
+        shape = f" ({meta['shape']})" if meta.get("shape") else ""
+        print(f"{name}: {len(runs)} runs{shape}, {len(todo)} to run -> {out}")
         print(f"{'env':<24} {'algo':<4} {'arm':<20} {'seed':>4} {'timesteps':>10} {'est_s':>7} {'est_GB':>6}  state")
         for r in runs:
             s, gb = est[r.folder]

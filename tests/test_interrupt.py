@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # share test_compare's helpers (importlib import mode)
-from test_compare import CLI, ROOT, _mtimes, _ok, _run, _run_folders, _scalars, _spec, _statuses  # noqa: E402
+from test_compare import CLI, ROOT, _mtimes, _ok, _run, _run_folders, _scalars, _spec, _statuses
 
 
 def _start(spec: Path, out: Path, cwd: Path, *extra: str) -> subprocess.Popen[str]:

@@ -28,6 +28,7 @@ from clr_rl.schedules import (
     Constant,
     CosineRestarts,
     ExpRange,
+    Exponential,
     Linear,
     OneCycle,
     Triangular,
@@ -444,6 +445,8 @@ def _examples():
         Constant(3e-4),
         Linear(1e-3, 0.0),
         Linear(start_lr=1e-3, end_lr=1e-5),
+        Exponential(1e-6, 1e-1),
+        Exponential(start_lr=1e-2, end_lr=1e-4),
         Triangular(base_lr=1e-4, max_lr=1e-3, cycles=3),
         Triangular(base_lr=1e-4, max_lr=1e-3, cycles=2.5, up_fraction=0.25, space="log"),
         Triangular(base_lr=1e-4, max_lr=1e-3, step_size_timesteps=2048, total_timesteps=100_000),
@@ -702,3 +705,19 @@ def test_bad_input_names_field_and_rule(make, message):
     with pytest.raises(ValueError) as info:
         make()
     assert message in str(info.value)
+
+
+def test_exponential_matches_torch_exponentiallr():
+    """The LR range test's ramp: torch ExponentialLR with gamma = (end/start)^(1/N), t <-> p = 1 - t/N."""
+    n, start, end = 200, 1e-6, 1e-1
+    gamma = (end / start) ** (1 / n)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=start)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
+    s = Exponential(start, end)
+    for t in range(n + 1):
+        assert s(1 - t / n) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9), t
+        opt.step()
+        sched.step()
+    assert s.min_segment_fraction() == math.inf
+    with pytest.raises(ValueError, match="exponential: end_lr=0.0 must be > 0"):
+        Exponential(1e-3, 0.0)
