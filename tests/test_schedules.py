@@ -719,5 +719,5 @@ def test_exponential_matches_torch_exponentiallr():
         opt.step()
         sched.step()
     assert s.min_segment_fraction() == math.inf
-    with pytest.raises(ValueError, match="exponential: end_lr=0.0 must be > 0"):
+    with pytest.raises(ValueError, match=r"exponential: end_lr=0\.0 must be > 0"):
         Exponential(1e-3, 0.0)
