@@ -428,3 +428,18 @@ def test_kill_9_then_rerun_resumes(tmp_path: Path) -> None:
         assert steps == list(range(128, timesteps + 1, 128)), folder
     status = _ok(_run("status", out, cwd=tmp_path))
     assert "done 8, failed 0" in status.stdout
+
+
+def test_ray_backend_without_ray_says_how_to_install(tmp_path: Path) -> None:
+    """Ray is an optional extra: where it cannot be imported, --backend ray exits 2 with the pip line."""
+    spec = tmp_path / "s.toml"
+    spec.write_text(_spec("noray", envs=("CartPole-v1",), seeds=1))
+    code = ("import sys; sys.modules['ray'] = None  # as if the extra were not installed\n"
+            "from clr_rl.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "compare", str(spec), "--out", str(tmp_path / "out"),
+                           "--backend", "ray"], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "clr-rl: error: --backend ray needs Ray: pip install 'clr-rl[ray]' (or pip install 'ray[default]')"]
+    assert not (tmp_path / "out").exists()
