@@ -288,7 +288,7 @@ def _unstable_at(values: list[float], limit: float, window: int = 3) -> int | No
 
 def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_lr: float = 1e-6,
                     end_lr: float = 1e-1, overrides: dict[str, Any] | None = None, seed: int = 0,
-                    device: str = "auto", kl_limit: float = 0.05, clip_limit: float = 0.3,
+                    device: str = "auto", kl_limit: float = 0.05, clip_limit: float = 0.5,
                     loss_factor: float = 4.0) -> dict[str, Any]:
     """LR range test in one run: the LR rises exponentially while each update's health is watched.
 
