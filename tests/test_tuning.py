@@ -500,7 +500,7 @@ def test_spec_uses_the_tune_record(tuned: tuple[Path, Any], tmp_path: Path,
 
     assert main(["compare", str(spec), "--dry-run", "--out", str(tmp_path / "batch")]) == 0
     printed = capsys.readouterr().out
-    assert "2 runs, 2 to run" in printed and "fixed" in printed and "half" in printed
+    assert "2 runs (1 envs x 2 arms x 1 seeds), 2 to run" in printed and "fixed" in printed and "half" in printed
     assert not (tmp_path / "batch").exists()
 
     # A tiny real batch, then the report's provenance table shows the tuning cost.
