@@ -107,16 +107,58 @@ def _check_writable(out: Path) -> None:
         raise ValueError(f"--out={str(out)!r} cannot be written: {str(parent)!r} is not writable")
 
 
+_STOP: Any = None  # set in pool workers: no new run starts once the batch is stopping
+_BUSY: Any = None  # set in pool workers while a run is in flight
+
+
+def _worker_init() -> None:
+    """Pool workers: a SIGINT between runs (Ctrl-C of the batch) means "start no more runs"; during a
+    run, the run's own handler stops it at a rollout boundary with a checkpoint. If the batch process
+    dies (kill -9), the worker stops the same way instead of running on, orphaned, into folders that a
+    rerun now owns."""
+    import signal
+    import threading
+
+    global _STOP, _BUSY
+    _STOP, _BUSY = threading.Event(), threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: _STOP.set())
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        if not _STOP.is_set():
+            _STOP.set()
+            os.kill(os.getpid(), signal.SIGINT)
+        while _BUSY.is_set():  # let the run in flight write its checkpoint, then leave
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
     """Train one planned run in this process (a pool worker or a Ray task); never raises."""
-    import traceback
-
     import torch
 
     torch.set_num_threads(1)
+    folder = Path(task["folder"])
+    if _STOP is not None and _STOP.is_set():
+        return {"folder": str(folder), "status": "skipped"}
+    if _BUSY is not None:
+        _BUSY.set()
+    try:
+        return _run_one(task, folder)
+    finally:
+        if _BUSY is not None:
+            _BUSY.clear()
+
+
+def _run_one(task: dict[str, Any], folder: Path) -> dict[str, Any]:
+    import traceback
+
     from clr_rl.runner import RunConfig, prepare, train
 
-    folder = Path(task["folder"])
     try:
         config = dict(task["config"])
         if config.get("cycle_momentum"):
@@ -124,6 +166,13 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         prepared = prepare(RunConfig(**config))
         record = train(prepared, folder, resume=True)
         return {"folder": str(folder), "status": record["status"]}
+    except KeyboardInterrupt:  # stopped outside the run's graceful window: resumable, not failed
+        record_path = folder / "run.json"
+        if record_path.is_file():
+            record = read_json(record_path)
+            if record.get("status") == "running":
+                write_json_atomic(record_path, {**record, "status": "interrupted"})
+        return {"folder": str(folder), "status": "interrupted"}
     except BaseException as exc:  # recorded, the batch goes on
         record_path = folder / "run.json"
         record = read_json(record_path) if record_path.is_file() else {}
@@ -198,7 +247,7 @@ def _progress_line(out: Path, runs: list[PlannedRun], t0: float, steps0: int) ->
         steps += int(evals[-1]["timesteps"]) if evals else 0
     total = sum(r.prepared.config.timesteps for r in runs)
     rate = max(steps - steps0, 0) / max(time.time() - t0, 1e-9)
-    eta = (total - steps) / rate if rate > 0 else math.inf
+    eta = max(total - steps, 0) / rate if rate > 0 else math.inf
     return {**counts, "steps": steps, "total": total, "rate": rate, "eta": eta}
 
 
@@ -410,7 +459,8 @@ def _run_local(tasks: list[dict[str, Any]], workers: int, report: Any) -> None:
     try:
         while pending:
             ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx)
+            pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx,
+                                       initializer=_worker_init)
             futures = {pool.submit(run_task, t): t for t in pending}
             pending = []
             not_done = set(futures)

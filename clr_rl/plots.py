@@ -154,6 +154,9 @@ def plot_lr_range(path: Path, series: dict[str, tuple[list[float], list[float]]]
         ax.axvline(base_lr, color="tab:green", ls="--", label=f"base_lr {base_lr:.3g}")
         ax.axvline(max_lr, color="tab:red", ls="--", label=f"max_lr {max_lr:.3g}")
         ax.set_xscale("log")
+        finite = [v for v in values if v == v and v > 0]
+        if finite and len(finite) == len(values) and max(finite) / min(finite) > 1e3:
+            ax.set_yscale("log")  # approx_kl spans decades once training destabilises
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
     axes[0, 0].set_title(title, fontsize=9)
