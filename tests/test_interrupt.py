@@ -116,3 +116,36 @@ def test_ray_batch_interrupted_then_resumed(tmp_path: Path) -> None:
     for folder in _expected(seeds=1):  # one LR value per update, nothing logged twice
         steps = [s for s, _ in _scalars(out / folder, "train/lr_applied")]
         assert steps == list(range(128, timesteps + 1, 128)), folder
+
+
+def test_kill_9_of_the_driver_alone_leaves_no_orphan_workers(tmp_path: Path) -> None:
+    """kill -9 of only the `clr-rl compare` process: its pool workers notice, stop their runs at a
+    checkpoint and exit, instead of training on into folders that the next `compare` owns."""
+    timesteps = 4096
+    spec = tmp_path / "orphan.toml"
+    spec.write_text(_spec("orphan", timesteps=timesteps))
+    out = tmp_path / "out"
+    proc = _start(spec, out, tmp_path)
+    try:
+        _wait_for(out, proc, finished=1)
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True,
+                                 text=True).stdout.split()
+        assert len(workers) == 2
+        proc.kill()  # SIGKILL to the driver only
+        proc.wait(timeout=30)
+        deadline = time.time() + 60
+        while any(Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+                  for pid in workers):
+            assert time.time() < deadline, "pool workers outlived the batch process"
+            time.sleep(0.2)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the group is gone: every worker exited
+            pass
+    states = _statuses(out)
+    assert "running" not in states.values()  # each run in flight stopped itself at a checkpoint
+    assert len(states) < 8
+    rerun = _ok(_run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
+    assert "orphan: 8 runs" in rerun.stdout
+    assert all(s == "finished" for s in _statuses(out).values()) and len(_statuses(out)) == 8
