@@ -7,6 +7,8 @@ Schedules are pure values you can hand to SB3 directly::
     model = PPO("MlpPolicy", "CartPole-v1", learning_rate=Triangular2(base_lr=1e-4, max_lr=1e-3, cycles=4))
 """
 
+from typing import TYPE_CHECKING, Any
+
 from clr_rl.schedules import (
     SCHEDULE_KINDS,
     Constant,
@@ -27,6 +29,30 @@ from clr_rl.schedules import (
 
 __version__ = "0.1.0"
 
+# The Python API behind the CLI, loaded on first use so that `import clr_rl` (and `clr-rl --help`) stays light.
+# (The report is `clr_rl.report.report`: the name `report` is its module's.)
+_API = {
+    "compare": "clr_rl.batch", "execute": "clr_rl.batch",
+    "RunConfig": "clr_rl.runner", "prepare": "clr_rl.runner", "resume": "clr_rl.runner", "train": "clr_rl.runner",
+    "load_spec": "clr_rl.specs", "plan": "clr_rl.specs",
+    "lr_range_single": "clr_rl.tuning", "lr_range_sweep": "clr_rl.tuning", "tune": "clr_rl.tuning",
+}
+
+if TYPE_CHECKING:
+    from clr_rl.batch import compare, execute
+    from clr_rl.runner import RunConfig, prepare, resume, train
+    from clr_rl.specs import load_spec, plan
+    from clr_rl.tuning import lr_range_single, lr_range_sweep, tune
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'clr_rl' has no attribute {name!r}")
+
+
 __all__ = [
     "SCHEDULE_KINDS",
     "Constant",
@@ -34,6 +60,7 @@ __all__ = [
     "ExpRange",
     "Exponential",
     "Linear",
+    "RunConfig",
     "OneCycle",
     "Schedule",
     "Triangular",
@@ -41,7 +68,17 @@ __all__ = [
     "__version__",
     "bind_total_timesteps",
     "check_lr_resolution",
+    "compare",
     "elapsed_fraction",
+    "execute",
+    "load_spec",
+    "lr_range_single",
+    "lr_range_sweep",
     "parse_schedule",
+    "plan",
+    "prepare",
+    "resume",
     "schedule_params",
+    "train",
+    "tune",
 ]

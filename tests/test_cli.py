@@ -271,3 +271,19 @@ def test_argparse_errors_exit_2_with_usage(argv: list[str], tmp_path: Path) -> N
     assert done.stderr.startswith("usage: clr-rl")
     assert "error:" in done.stderr.splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_python_api_is_exported_and_import_stays_light():
+    """`import clr_rl` loads no torch/SB3/gymnasium/numpy; the API names resolve on first use."""
+    code = (
+        "import sys, clr_rl\n"
+        "heavy = [m for m in ('torch', 'stable_baselines3', 'gymnasium', 'numpy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "names = [n for n in clr_rl.__all__ if callable(getattr(clr_rl, n))]\n"
+        "from clr_rl import RunConfig, compare, train, tune\n"
+        "from clr_rl.runner import train as t2\n"
+        "assert train is t2 and RunConfig.__name__ == 'RunConfig'\n"
+        "print(len(names))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(proc.stdout) >= 20
