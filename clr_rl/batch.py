@@ -166,7 +166,7 @@ def _run_one(task: dict[str, Any], folder: Path) -> dict[str, Any]:
         prepared = prepare(RunConfig(**config))
         record = train(prepared, folder, resume=True)
         return {"folder": str(folder), "status": record["status"]}
-    except KeyboardInterrupt:  # stopped outside the run's graceful window: resumable, not failed
+    except (KeyboardInterrupt, SystemExit):  # stopped from outside (Ctrl-C, shutdown): resumable, not failed
         record_path = folder / "run.json"
         if record_path.is_file():
             record = read_json(record_path)

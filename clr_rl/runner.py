@@ -491,7 +491,10 @@ def train(prepared: PreparedRun | RunConfig, out: Path | str, *, progress_bar: b
             remaining = c.timesteps - model.num_timesteps
             model.learn(remaining, callback=callback, reset_num_timesteps=not resuming, progress_bar=progress_bar)
     except BaseException as exc:
-        record.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=repr(exc))
+        # Ctrl-C, or the process being shut down (a Ray worker killed with its driver raises SystemExit):
+        # resumable from the last checkpoint, not a failure of the run
+        stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        record.update(status="interrupted" if stopped else "failed", error=repr(exc))
         import traceback
 
         record["traceback"] = traceback.format_exc()
