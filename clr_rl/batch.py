@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from clr_rl.specs import PlannedRun, load_spec, plan
-from clr_rl.store import read_evaluations, read_json, write_json_atomic, write_text_atomic
+from clr_rl.store import check_writable, read_evaluations, read_json, write_json_atomic, write_text_atomic
 
 __all__ = ["SUMMARY_COLUMNS", "compare", "estimate", "print_status", "summary_rows"]
 
@@ -95,18 +95,6 @@ def _lock(out: Path) -> Iterator[None]:
         yield
 
 
-def _check_writable(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out={str(out)!r} exists and is not a folder")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"--out={str(out)!r} cannot be created: {str(parent)!r} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out={str(out)!r} cannot be written: {str(parent)!r} is not writable")
-
-
 _STOP: Any = None  # set in pool workers: no new run starts once the batch is stopping
 _BUSY: Any = None  # set in pool workers while a run is in flight
 
@@ -160,10 +148,7 @@ def _run_one(task: dict[str, Any], folder: Path) -> dict[str, Any]:
     from clr_rl.runner import RunConfig, prepare, train
 
     try:
-        config = dict(task["config"])
-        if config.get("cycle_momentum"):
-            config["cycle_momentum"] = tuple(config["cycle_momentum"])
-        prepared = prepare(RunConfig(**config))
+        prepared = prepare(RunConfig.from_dict(task["config"]))
         record = train(prepared, folder, resume=True)
         return {"folder": str(folder), "status": record["status"]}
     except (KeyboardInterrupt, SystemExit):  # stopped from outside (Ctrl-C, shutdown): resumable, not failed
@@ -279,7 +264,7 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     spec = load_spec(spec_path, device=device)
     out = Path(out) if out is not None else Path("results") / spec.name
     _check_backend(backend, address, workers)
-    _check_writable(out)
+    check_writable(out)
     runs = plan(spec)
     shape = f"{len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds"
     meta = {"name": spec.name, "spec": spec.raw, "baseline": spec.baseline, "shape": shape}
@@ -295,7 +280,7 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_tex
     Shared by ``compare``, ``tune`` and ``lr-range``: the run folders are the only state.
     """
     _check_backend(backend, address, workers)
-    _check_writable(out)
+    check_writable(out)
     workers = workers or os.cpu_count() or 1
     stale = [r for r in runs if _state(out, r) == "stale"]
     if stale:

@@ -94,6 +94,7 @@ def _clean(x: Any) -> Any:
 def compute_stats(resolved: dict[str, Any], runs: list[RunData], *, baseline: str, reps: int,
                   seed: int) -> dict[str, Any]:
     """Every number of the report, from finished runs; ``seed`` fixes the bootstrap."""
+    from clr_rl.runner import auc
     from clr_rl.stats import AGGREGATES, bootstrap_ci, iqm, mean_ci_t, normalize, performance_profile
     from clr_rl.stats import probability_of_improvement as poi
 
@@ -114,8 +115,6 @@ def compute_stats(resolved: dict[str, Any], runs: list[RunData], *, baseline: st
         for arm in arms:
             rs = [r for r in done if r.env == env and r.arm == arm]
             finals = [r.evals[-1]["mean_return"] for r in rs]
-            from clr_rl.runner import auc
-
             aucs = [auc(r.evals) for r in rs]
             m, s, lo, hi = mean_ci_t(finals)
             am, asd, alo, ahi = mean_ci_t(aucs)

@@ -16,13 +16,14 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from clr_rl.agents import OPTIMIZERS, AgentConfig, agent_config, build_model
 from clr_rl.envs import env_family, env_info, make_env
 from clr_rl.schedules import Schedule, bind_total_timesteps, check_lr_resolution, parse_schedule, schedule_params
-from clr_rl.store import append_eval_row, read_json, write_evaluations, write_json_atomic
+from clr_rl.store import append_eval_row, check_writable, read_json, write_evaluations, write_json_atomic
 from clr_rl.tensorboard import env_tag
 
 __all__ = ["PreparedRun", "RunConfig", "auc", "check_out_dir", "prepare", "resume", "train"]
@@ -51,6 +52,14 @@ class RunConfig:
     threads: int | None = None
     lr_per_step: bool = False
     cycle_momentum: tuple[float, float] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Inverse of :meth:`to_dict`; also takes a run.json ``config`` (extra keys are ignored)."""
+        kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        if kwargs.get("cycle_momentum"):
+            kwargs["cycle_momentum"] = tuple(kwargs["cycle_momentum"])
+        return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data that ``RunConfig(**d)`` rebuilds (the schedule as its text form)."""
@@ -147,17 +156,12 @@ def check_device(device: str) -> None:
 
 def check_out_dir(out: Path, *, resume: bool = False) -> None:
     """The output folder must be new (or empty), or hold a run when resuming; and be writable."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out={str(out)!r} exists and is not a folder")
+    check_writable(out)
     if out.is_dir() and any(out.iterdir()) and not resume:
-        raise ValueError(f"out={str(out)!r} is not empty; pick a new folder (or --resume a run there)")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"out={str(out)!r} cannot be created: {str(parent)!r} is not writable")
+        raise ValueError(f"--out={str(out)!r} is not empty; pick a new folder (or --resume a run there)")
 
 
+@cache
 def _discrete_actions(env_id: str, family: str) -> bool:
     """Atari is discrete and MuJoCo continuous by construction; others are asked (no ALE banner)."""
     if family in ("atari", "mujoco"):
@@ -560,9 +564,5 @@ def resume(out: Path | str, *, progress_bar: bool = False) -> dict[str, Any]:
     if record.get("status") == "finished":
         raise ValueError(f"out={str(out)!r} holds a finished run; nothing to resume")
     cfg = record["config"]
-    config = RunConfig(algo=cfg["algo"], env_id=cfg["env_id"], schedule=cfg["schedule"], timesteps=cfg["timesteps"],
-                       seed=cfg["seed"], device=cfg["device"], overrides=cfg["overrides"], optimizer=cfg["optimizer"],
-                       eval_every=cfg["eval_every"], eval_episodes=cfg["eval_episodes"], arm=cfg["arm"],
-                       lr_per_step=bool(cfg.get("lr_per_step", False)),
-                       cycle_momentum=tuple(cfg["cycle_momentum"]) if cfg.get("cycle_momentum") else None)
+    config = RunConfig.from_dict(cfg)
     return train(prepare(config), out, progress_bar=progress_bar, resume=True)

@@ -16,10 +16,31 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EVAL_COLUMNS", "append_eval_row", "read_evaluations", "read_json", "write_evaluations", "write_json_atomic",
-           "write_text_atomic"]
+__all__ = [
+    "EVAL_COLUMNS",
+    "append_eval_row",
+    "check_writable",
+    "read_evaluations",
+    "read_json",
+    "write_evaluations",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 EVAL_COLUMNS = ("timesteps", "mean_return", "std_return", "episodes", "wall_seconds")
+
+
+def check_writable(out: Path) -> None:
+    """``--out`` must be a folder or creatable below a writable folder (checked before any write)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out={str(out)!r} exists and is not a folder")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out={str(out)!r} cannot be created: {str(parent)!r} is not a folder (not writable)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out={str(out)!r} cannot be written: {str(parent)!r} is not writable")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -109,7 +109,7 @@ def _cost(out: Path, runs: list[Any]) -> int:
 
 
 def _check_common(algo: str, timesteps: int, seeds: int, criterion: str, out: Path) -> None:
-    from clr_rl.batch import _check_writable
+    from clr_rl.store import check_writable
 
     if algo not in ("ppo", "dqn"):
         raise ValueError(f"--algo={algo!r} must be ppo or dqn")
@@ -119,7 +119,7 @@ def _check_common(algo: str, timesteps: int, seeds: int, criterion: str, out: Pa
         raise ValueError(f"--seeds={seeds} must be >= 1")
     if criterion not in CRITERIA:
         raise ValueError(f"--criterion={criterion!r} must be one of {', '.join(CRITERIA)}")
-    _check_writable(out)
+    check_writable(out)
 
 
 def tune(*, algo: str, env_id: str, timesteps: int, seeds: int, out: Path, grid: str | None = None,
