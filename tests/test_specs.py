@@ -101,6 +101,16 @@ BAD_SPECS = [
     ("bad-arm-name", HEAD + PPO_HP + '[arms."my arm"]\nkind = "constant"\nlr = 1e-3\n', "arms.my arm",
      ["'my arm'", "letters, digits"]),
     ("baseline-missing-arm", 'baseline = "nope"\n' + VALID, "baseline", ["'nope'", "is not an arm", "fixed"]),
+    ("gpus-per-run-zero", "gpus_per_run = 0\n" + VALID, "gpus_per_run", ["0", "fraction in (0, 1]"]),
+    ("gpus-per-run-1.5", "gpus_per_run = 1.5\n" + VALID, "gpus_per_run", ["1.5", "whole number"]),
+    ("tuned-not-paths", "tuned = [1]\n" + VALID, "tuned", ["[1]", "list of paths"]),
+    ("lr-per-step-not-bool", VALID + 'lr_per_step = "yes"\n', "arms.fixed.lr_per_step", ["'yes'", "true or false"]),
+    ("momentum-one-value", VALID + "cycle_momentum = [0.9]\n", "arms.fixed.cycle_momentum",
+     ["[0.9]", "[low, high]"]),
+    ("momentum-reversed", VALID + "cycle_momentum = [0.95, 0.85]\n", "arms.fixed on CartPole-v1",
+     ["cycle_momentum=[0.95, 0.85]", "0 <= low < high < 1"]),
+    ("device-unknown", 'device = "tpu"\n' + VALID, "arms.fixed on CartPole-v1",
+     ["device='tpu'", "auto, cpu, cuda"]),
 ]
 
 # TOML-level errors: the message comes from tomllib, after "not valid TOML".
@@ -312,3 +322,18 @@ def test_run_ids_are_deterministic_and_follow_the_schedule(tmp_path: Path) -> No
     changed = [r.prepared.run_id() for r in plan(load_spec(_write(tmp_path, text.replace("batch_size = 64",
                                                                                           "batch_size = 32"))))]
     assert set(changed).isdisjoint(ids)
+
+
+def test_malformed_tune_record_and_bad_device_flag(tmp_path: Path) -> None:
+    """A `tuned` file that is not a clr-rl tune record, and `compare --device` with a bad value."""
+    (tmp_path / "rec.json").write_text('{"algo": "ppo"}')
+    spec = tmp_path / "bad.toml"
+    spec.write_text('tuned = ["rec.json"]\n' + VALID)
+    out = tmp_path / "out"
+    line = _one_error_line(_run("compare", spec, "--out", out, cwd=tmp_path))
+    assert line == (f"clr-rl: error: {spec}: tuned: 'rec.json' is not a clr-rl tune record "
+                    "(needs algo, env_id, value)")
+    spec.write_text(VALID)
+    line = _one_error_line(_run("compare", spec, "--out", out, "--device", "cuda:x", cwd=tmp_path))
+    assert "device='cuda:x' must be auto, cpu, cuda or cuda:<index>" in line
+    assert not out.exists()
