@@ -49,14 +49,9 @@ def estimate(run: PlannedRun) -> tuple[float, float]:
     evals = steps // p.eval_every + 2
     eval_steps = evals * p.eval_episodes * (1000 if p.family in ("mujoco", "atari") else 300)
     seconds = steps / speed + eval_steps / (speed * 4)
-    obs_bytes = 84 * 84 * 4 if p.family == "atari" else 4 * 400
-    if p.config.algo == "dqn":
-        buffer = min(int(p.agent.hyperparams.get("buffer_size", 1_000_000)), steps)
-        copies = 1 if p.agent.hyperparams.get("optimize_memory_usage") else 2
-        gb = buffer * obs_bytes * copies / 1e9
-    else:
-        gb = int(p.agent.hyperparams.get("n_steps", 2048)) * p.agent.n_envs * obs_bytes * 4 / 1e9
-    return seconds, _PROCESS_GB + gb
+    from clr_rl.runner import buffer_gb
+
+    return seconds, _PROCESS_GB + buffer_gb(p)
 
 
 def _available_gb() -> float:

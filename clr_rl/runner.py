@@ -417,13 +417,22 @@ def install_step_hook(model: Any, prepared: PreparedRun, writer: Any = None) -> 
     return model.policy.optimizer.register_step_pre_hook(hook)
 
 
+def buffer_gb(prepared: PreparedRun) -> float:
+    """Memory of the run's experience buffer: DQN's replay buffer (obs and next_obs unless
+    ``optimize_memory_usage``; ~0.56 GB per 10k Atari transitions), PPO's rollout buffer."""
+    obs_bytes = 84 * 84 * 4 if prepared.family == "atari" else 4 * 400
+    hp = prepared.agent.hyperparams
+    if prepared.config.algo == "dqn":
+        transitions = min(int(hp.get("buffer_size", 1_000_000)), prepared.config.timesteps)
+        return transitions * obs_bytes * (1 if hp.get("optimize_memory_usage") else 2) / 1e9
+    return int(hp.get("n_steps", 2048)) * prepared.agent.n_envs * obs_bytes * 4 / 1e9
+
+
 def _default_checkpoint_every(prepared: PreparedRun) -> int:
     """PPO: checkpoint at each evaluation. DQN: only when the replay buffer is small (<256 MB)."""
     if prepared.config.algo == "ppo":
         return prepared.eval_every
-    buffer = int(prepared.agent.hyperparams.get("buffer_size", 1_000_000))
-    per_item = 2 * 84 * 84 * 4 if prepared.family == "atari" else 2 * 4 * 400
-    return prepared.eval_every if min(buffer, prepared.config.timesteps) * per_item < 256e6 else 0
+    return prepared.eval_every if buffer_gb(prepared) < 0.256 else 0
 
 
 def train(prepared: PreparedRun | RunConfig, out: Path | str, *, progress_bar: bool = False,
