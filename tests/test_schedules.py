@@ -25,14 +25,17 @@ from hypothesis import strategies as st
 from clr_rl import schedules
 from clr_rl.schedules import (
     SCHEDULE_KINDS,
+    Alternating,
     Constant,
     CosineRestarts,
     Exponential,
     ExpRange,
     Linear,
     OneCycle,
+    Spike,
     Triangular,
     Triangular2,
+    bind_gradient_steps,
     bind_total_timesteps,
     check_lr_resolution,
     elapsed_fraction,
@@ -461,6 +464,11 @@ def _examples():
         CosineRestarts(
             min_lr=1e-5, max_lr=1e-3, step_size_timesteps=1000, total_timesteps=15000, t_mult=2, space="log"
         ),
+        # experimental per-gradient-step kinds (tests/test_theory_schedules.py checks their values)
+        Alternating(small_lr=1e-4, large_lr=1e-3),
+        Alternating(mu=0.01, mu1=0.11, L1=0.9, L=1.0, period=4, total_steps=640),
+        Spike(base_lr=1e-4, spike_lr=1e-2, period=50, width=2),
+        Spike(base_lr=1e-4, spike_lr=1e-2, period=50, total_steps=2000),
     ]
 
 
@@ -469,7 +477,7 @@ EXAMPLE_IDS = [str(s) for s in EXAMPLES]
 
 
 def _bound(s):
-    return bind_total_timesteps(s, 10_000)
+    return bind_gradient_steps(bind_total_timesteps(s, 10_000), 1000)
 
 
 @pytest.mark.parametrize("s", EXAMPLES, ids=EXAMPLE_IDS)
