@@ -7,6 +7,7 @@ Layers, later wins: ``[defaults]`` (SB3's defaults) < ``[family.<family>]`` <
 from __future__ import annotations
 
 import inspect
+import math
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -36,13 +37,29 @@ class AgentConfig:
     tuned_lr_source: str = ""
     tuned_lr_cost_timesteps: int | None = None  # what tuning it cost, when clr-rl tune measured it
 
+    # The update geometry, in one place. Every key is present: agents/<algo>.toml [defaults] holds SB3's defaults.
+    def timesteps_per_update(self) -> int:
+        """Timesteps between two ``train()`` calls: PPO ``n_steps x n_envs``, DQN ``train_freq x n_envs``."""
+        key = "n_steps" if self.algo == "ppo" else "train_freq"
+        return int(self.hyperparams[key]) * self.n_envs
+
+    def gradient_steps_per_update(self) -> int:
+        """Optimizer steps in one ``train()`` call: PPO ``n_epochs x ceil(rollout / batch_size)``;
+        DQN ``gradient_steps`` (``-1``: as many as timesteps collected)."""
+        if self.algo == "ppo":
+            return int(self.hyperparams["n_epochs"]) * math.ceil(self.timesteps_per_update() /
+                                                                 int(self.hyperparams["batch_size"]))
+        steps = int(self.hyperparams["gradient_steps"])
+        return steps if steps > 0 else self.timesteps_per_update()
+
     def lr_update_every(self) -> tuple[int, str]:
         """Timesteps between two LR updates in SB3, and how that number arises."""
-        if self.algo == "ppo":
-            n_steps = int(self.hyperparams.get("n_steps", 2048))
-            return n_steps * self.n_envs, f"n_steps={n_steps} x n_envs={self.n_envs}"
-        train_freq = int(self.hyperparams.get("train_freq", 4))
-        return train_freq * self.n_envs, f"train_freq={train_freq} x n_envs={self.n_envs}"
+        key = "n_steps" if self.algo == "ppo" else "train_freq"
+        return self.timesteps_per_update(), f"{key}={int(self.hyperparams[key])} x n_envs={self.n_envs}"
+
+    @property
+    def gamma(self) -> float:
+        return float(self.hyperparams["gamma"])
 
     def as_dict(self) -> dict[str, Any]:
         return {

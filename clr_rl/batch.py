@@ -1,14 +1,19 @@
-"""Run a comparison batch: plan, check memory, skip finished runs, train the rest in parallel.
+"""Run a comparison batch: plan, check, set up, execute, summarise.
 
 Layout of a batch folder::
 
     <out>/spec.toml            the spec as given
-    <out>/spec.resolved.json   every run's resolved config and id
+    <out>/spec.resolved.json   every arm run's resolved config and id, and the setup costs
     <out>/runs/<env>/<arm>/seed<k>/   one run folder each (the source of truth)
-    <out>/summary.csv          one row per run, rebuilt from the run folders
+    <out>/tune/<env>/lr<value>/seed<k>/   the [tune] runs; <out>/tune/<env>/tuned_lr.json their result
+    <out>/lr_range/<env>/      the [lr_range] test of that env (lr_range.json, lr_range.png)
+    <out>/summary.csv          one row per arm run, rebuilt from the run folders
 
-Runs are independent processes (local pool, or Ray tasks); a run that raises is
-recorded as failed with its traceback and the batch goes on.
+The phases are separate functions: :func:`plan_setup` and :func:`~clr_rl.specs.plan` (validate
+everything, train nothing), :func:`run_tuning` and :func:`run_range_tests` (the setup phase),
+:func:`execute` (check memory, skip complete runs, train the rest in parallel: local pool or
+Ray tasks), :func:`summary_rows` (read the folders back). A run that raises is recorded as
+failed (or diverged) with its traceback and the batch goes on.
 """
 
 from __future__ import annotations
@@ -23,16 +28,20 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clr_rl.specs import PlannedRun, load_spec, plan
+from clr_rl.errors import ConfigError
+from clr_rl.record import RECORD_FILE, RunRecord, Status, read_status
+from clr_rl.specs import PlannedRun, Spec, load_spec, plan, run_config
 from clr_rl.store import check_writable, read_evaluations, read_json, write_json_atomic, write_text_atomic
 
-__all__ = ["SUMMARY_COLUMNS", "compare", "estimate", "print_status", "summary_rows"]
+__all__ = ["SUMMARY_COLUMNS", "BatchFiles", "RangeJob", "SetupPlan", "compare", "estimate", "execute", "plan_setup",
+           "print_status", "run_range_tests", "run_tuning", "setup_costs", "summary_rows"]
 
 SUMMARY_COLUMNS = ("env", "algo", "arm", "seed", "status", "final_return", "auc", "timesteps", "wall_seconds",
-                   "run_id", "folder")
+                   "schedule", "lr_provenance", "run_id", "folder")
 
 # Single-thread training speeds on a 2-core machine (steps/s): FACTS.md for bare SB3, and PPO
 # classic measured here with the Zoo hyperparameters (8-16 envs: CartPole 50k in 20 s, Acrobot 100k in 22 s).
@@ -41,16 +50,29 @@ _SPEED = {("ppo", "classic"): 2500, ("ppo", "box2d"): 1500, ("ppo", "mujoco"): 1
 _PROCESS_GB = 0.45  # a worker with torch + SB3 + an env, measured RSS ~0.4 GB
 
 
+@dataclass(frozen=True)
+class BatchFiles:
+    """Where one :func:`execute` call records its plan and summary (arm runs and tuning runs differ)."""
+
+    plan: str = "spec.resolved.json"
+    summary: str = "summary.csv"
+    layout: bool = True  # the TensorBoard custom-scalars layout of the arm runs
+
+
+_ARM_FILES = BatchFiles()
+_TUNE_FILES = BatchFiles("tune/plan.json", "tune/summary.csv", False)
+
+
 def estimate(run: PlannedRun) -> tuple[float, float]:
     """(seconds, GB) a run is expected to take: speed table + evaluation; replay/rollout buffers."""
+    from clr_rl.runner import buffer_gb
+
     p = run.prepared
     speed = _SPEED.get((p.config.algo, p.family), 1000)
     steps = p.config.timesteps
     evals = steps // p.eval_every + 2
     eval_steps = evals * p.eval_episodes * (1000 if p.family in ("mujoco", "atari") else 300)
     seconds = steps / speed + eval_steps / (speed * 4)
-    from clr_rl.runner import buffer_gb
-
     return seconds, _PROCESS_GB + buffer_gb(p)
 
 
@@ -65,18 +87,16 @@ def _available_gb() -> float:
     return math.inf
 
 
-def _state(out: Path, run: PlannedRun) -> str:
-    """done | failed | partial | todo | stale (a different config lives in the folder)."""
-    path = out / run.folder / "run.json"
-    if not path.is_file():
-        return "todo"
+def run_state(out: Path, run: PlannedRun) -> Status | None:
+    """The run's :class:`~clr_rl.record.Status` in ``out``; None when its folder holds another config (stale)."""
+    status = read_status(out / run.folder)
+    if status == Status.NOT_STARTED:
+        return status
     try:
-        record = read_json(path)
+        run_id = read_json(out / run.folder / RECORD_FILE).get("run_id")
     except ValueError:
-        return "partial"
-    if record.get("run_id") != run.prepared.run_id():
-        return "stale"
-    return {"finished": "done", "failed": "failed"}.get(record.get("status", ""), "partial")
+        return Status.INTERRUPTED  # a torn record: resumable
+    return status if run_id == run.prepared.run_id() else None
 
 
 @contextmanager
@@ -86,7 +106,7 @@ def _lock(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(f"out={str(out)!r} is in use by another clr-rl compare") from None
+            raise ConfigError(f"out={str(out)!r} is in use by another clr-rl compare") from None
         yield
 
 
@@ -138,29 +158,17 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_one(task: dict[str, Any], folder: Path) -> dict[str, Any]:
-    import traceback
-
     from clr_rl.runner import RunConfig, prepare, train
 
     try:
-        prepared = prepare(RunConfig.from_dict(task["config"]))
-        record = train(prepared, folder, resume=True)
-        return {"folder": str(folder), "status": record["status"]}
-    except (KeyboardInterrupt, SystemExit):  # stopped from outside (Ctrl-C, shutdown): resumable, not failed
-        record_path = folder / "run.json"
-        if record_path.is_file():
-            record = read_json(record_path)
-            if record.get("status") == "running":
-                write_json_atomic(record_path, {**record, "status": "interrupted"})
-        return {"folder": str(folder), "status": "interrupted"}
-    except BaseException as exc:  # recorded, the batch goes on
-        record_path = folder / "run.json"
-        record = read_json(record_path) if record_path.is_file() else {}
-        if record.get("status") != "failed":
-            record.update(status="failed", error=repr(exc), traceback=traceback.format_exc(),
-                          run_id=task["run_id"])
-            write_json_atomic(record_path, record)
-        return {"folder": str(folder), "status": "failed", "error": repr(exc)}
+        record = train(prepare(RunConfig.from_dict(task["config"])), folder, resume=True)
+        return {"folder": str(folder), "status": record.status.value}
+    except (KeyboardInterrupt, SystemExit):  # stopped from outside: recorded interrupted (resumable)
+        return {"folder": str(folder), "status": Status.INTERRUPTED.value}
+    except BaseException as exc:  # recorded failed/diverged by the run's lifecycle; the batch goes on
+        if read_status(folder) not in (Status.FAILED, Status.DIVERGED):  # raised before the run started
+            _mark_dead(task, f"{type(exc).__name__}: {exc}")
+        return {"folder": str(folder), "status": read_status(folder).value, "error": repr(exc)}
 
 
 def _task(out: Path, run: PlannedRun) -> dict[str, Any]:
@@ -170,38 +178,32 @@ def _task(out: Path, run: PlannedRun) -> dict[str, Any]:
     return {"folder": str(out / run.folder), "run_id": run.prepared.run_id(), "config": config}
 
 
-def summary_rows(out: Path, runs: list[PlannedRun] | None = None) -> list[dict[str, Any]]:
-    """One row per run folder, read from the folders themselves."""
-    if runs is None:
-        folders = sorted(p.parent for p in (out / "runs").glob("**/run.json"))
-    else:
-        folders = [out / r.folder for r in runs]
+def summary_rows(out: Path, runs: list[PlannedRun]) -> list[dict[str, Any]]:
+    """One row per planned run, read from its folder."""
     rows = []
-    for folder in folders:
-        path = folder / "run.json"
+    for run in runs:
+        folder = out / run.folder
+        path = folder / RECORD_FILE
         record = read_json(path) if path.is_file() else {}
-        cfg = record.get("config", {})
-        rel = folder.relative_to(out / "runs").parts
         evals = read_evaluations(folder / "evaluations.csv")
         final = record.get("final_eval", {})
+        c = run.prepared.config
         rows.append({
-            "env": cfg.get("env_id", "/".join(rel[:-2])), "algo": cfg.get("algo", ""),
-            "arm": cfg.get("arm", rel[-2]), "seed": cfg.get("seed", rel[-1].removeprefix("seed")),
-            "status": {"finished": "done"}.get(record.get("status", "todo"), record.get("status", "todo")),
-            "final_return": final.get("mean_return", ""), "auc": record.get("auc", ""),
-            "timesteps": int(evals[-1]["timesteps"]) if evals else 0,
-            "wall_seconds": record.get("wall_seconds", ""), "run_id": record.get("run_id", ""),
-            "folder": str(folder.relative_to(out)),
+            "env": run.env_id, "algo": c.algo, "arm": run.arm, "seed": run.seed,
+            "status": read_status(folder).value, "final_return": final.get("mean_return", ""),
+            "auc": record.get("auc", ""), "timesteps": int(evals[-1]["timesteps"]) if evals else 0,
+            "wall_seconds": record.get("wall_seconds", ""), "schedule": str(run.prepared.schedule),
+            "lr_provenance": c.lr_provenance, "run_id": record.get("run_id", ""), "folder": run.folder,
         })
     return rows
 
 
-def _write_summary(out: Path, rows: list[dict[str, Any]]) -> None:
+def _write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(out / "summary.csv", buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -218,11 +220,11 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _progress_line(out: Path, runs: list[PlannedRun], t0: float, steps0: int) -> dict[str, Any]:
-    counts = {"done": 0, "failed": 0, "left": 0}
+    counts = {"complete": 0, "failed": 0, "left": 0}
     steps = 0
     for r in runs:
-        state = _state(out, r)
-        counts["done" if state == "done" else "failed" if state == "failed" else "left"] += 1
+        state = run_state(out, r)
+        counts["complete" if state and state.complete else "failed" if state == Status.FAILED else "left"] += 1
         evals = read_evaluations(out / r.folder / "evaluations.csv")
         steps += int(evals[-1]["timesteps"]) if evals else 0
     total = sum(r.prepared.config.timesteps for r in runs)
@@ -233,101 +235,326 @@ def _progress_line(out: Path, runs: list[PlannedRun], t0: float, steps0: int) ->
 
 def _describe(p: dict[str, Any]) -> str:
     eta = "?" if not math.isfinite(p["eta"]) else time.strftime("%H:%M:%S", time.gmtime(p["eta"]))
-    return (f"runs done {p['done']}, failed {p['failed']}, left {p['left']} | "
+    return (f"runs complete {p['complete']}, failed {p['failed']}, left {p['left']} | "
             f"{p['steps']:,}/{p['total']:,} steps, {p['rate']:,.0f} steps/s | ETA {eta}")
 
 
 def _check_backend(backend: str, address: str | None, workers: int | None) -> None:
     if workers is not None and workers < 1:
-        raise ValueError(f"--workers={workers} must be >= 1")
+        raise ConfigError(f"--workers={workers} must be >= 1")
     if backend not in ("local", "ray"):
-        raise ValueError(f"--backend={backend!r} must be local or ray")
+        raise ConfigError(f"--backend={backend!r} must be local or ray")
     if backend == "ray":
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise ValueError("--backend ray needs Ray: pip install 'clr-rl[ray]' "
+            raise ConfigError("--backend ray needs Ray: pip install 'clr-rl[ray]' "
                              "(or pip install 'ray[default]')") from None
     elif address is not None:
-        raise ValueError("--address is only for --backend ray")
+        raise ConfigError("--address is only for --backend ray")
 
 
 def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | None = None, dry_run: bool = False,
             retry_failed: bool = False, backend: str = "local", address: str | None = None,
             device: str | None = None) -> int:
-    """Run a spec; returns the exit status (0 all done, 1 some failed, 2 bad input)."""
+    """Run a spec: its setup phase (``[tune]``, ``[lr_range]``), then its arms. Everything is validated
+    before the first run starts (ConfigError). Returns 0 when every run is complete, 1 when some failed."""
     spec = load_spec(spec_path, device=device)
     out = Path(out) if out is not None else Path("results") / spec.name
     _check_backend(backend, address, workers)
     check_writable(out)
-    runs = plan(spec)
+    setup = plan_setup(spec)
+    runs = plan(spec)  # with stand-ins for the values the setup phase will give
     shape = f"{len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds"
-    meta = {"name": spec.name, "spec": spec.raw, "baseline": spec.baseline, "shape": shape}
-    return execute(runs, out, meta=meta, spec_text=Path(spec_path).read_text(), workers=workers, dry_run=dry_run,
-                   retry_failed=retry_failed, backend=backend, address=address, gpus_per_run=spec.gpus_per_run)
+    meta: dict[str, Any] = {"name": spec.name, "spec": spec.raw, "baseline": spec.baseline, "shape": shape}
+    options: dict[str, Any] = {"workers": workers, "retry_failed": retry_failed, "backend": backend,
+                               "address": address, "gpus_per_run": spec.gpus_per_run}
+    if dry_run:
+        if setup.tune_runs:
+            execute(setup.tune_runs, out, meta={"name": f"{spec.name} setup: tuning"}, dry_run=True,
+                    files=_TUNE_FILES, **options)
+        for job in setup.range_jobs:
+            runs_note = f" x {job.seeds} seeds x the grid" if job.method == "sweep" else ""
+            print(f"{spec.name} setup: LR range test ({job.method}) for {job.algo} on {job.env_id}: "
+                  f"{job.timesteps:,} timesteps{runs_note} -> {out / job.folder}")
+        return execute(runs, out, meta=meta, dry_run=True, **options)
+    status = 0
+    tuned: dict[tuple[str, str], dict[str, Any]] = {}
+    if setup.tune_runs or setup.trials:
+        status, tuned = run_tuning(spec, setup, out, **options)
+    ranges = run_range_tests(setup, out)
+    if tuned or ranges:
+        runs = plan(spec, tuned=tuned, ranges=ranges)
+    meta["setup"] = setup_costs(spec, out, setup, tuned, ranges)
+    return execute(runs, out, meta=meta, spec_text=Path(spec_path).read_text(), **options) | status
+
+
+# ---------------------------------------------------------------------------------- setup phase
+
+
+@dataclass(frozen=True)
+class RangeJob:
+    """One LR range test of the setup phase."""
+
+    algo: str
+    env_id: str
+    method: str
+    timesteps: int
+    seeds: int
+    seed: int
+    folder: str
+    overrides: dict[str, Any]
+    device: str
+
+
+@dataclass(frozen=True)
+class SetupPlan:
+    """The setup phase of a spec: grid tuning runs, Optuna-tuned (algo, env) pairs, range tests."""
+
+    tune_runs: list[PlannedRun]
+    trials: list[tuple[str, str]]
+    range_jobs: list[RangeJob]
+
+
+def _needs(spec: Spec, ref: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(algo, env) -> the settings of the first arm whose LR fields refer to ``ref``."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for env_id in spec.envs:
+        for arm in spec.arms:
+            if arm.refers_to(ref):
+                out.setdefault((arm.algo, env_id), arm.settings)
+    return out
+
+
+def _tune_runs(spec: Spec, algo: str, env_id: str, settings: dict[str, Any], lrs: list[float]) -> list[PlannedRun]:
+    from clr_rl.runner import prepare
+    from clr_rl.schedules import Constant
+
+    assert spec.tune is not None
+    runs = []
+    for lr in lrs:
+        name = f"lr{lr:.3g}"
+        for seed in spec.tune.seeds:
+            config = run_config(spec, env_id, settings, schedule=Constant(lr), seed=seed, arm=name,
+                                lr_provenance=f"[tune] candidate {lr:.3g}")
+            runs.append(PlannedRun(env_id, name, seed, f"tune/{env_id}/{name}/seed{seed}", prepare(config)))
+    return runs
+
+
+def plan_setup(spec: Spec) -> SetupPlan:
+    """Validate and list the setup phase: ``[tune]`` runs per (algo, env) that an arm's ``"tuned"``
+    needs, and ``[lr_range]`` tests per (algo, env) that an arm's ``"range"`` needs."""
+    from clr_rl.errors import config_errors
+    from clr_rl.runner import RunConfig, prepare
+    from clr_rl.schedules import Exponential
+    from clr_rl.tuning import lr_grid
+
+    tune_runs: list[PlannedRun] = []
+    trials: list[tuple[str, str]] = []
+    if spec.tune is not None:
+        for (algo, env_id), settings in _needs(spec, "tuned").items():
+            with config_errors(f"{spec.path}: tune on {env_id}"):
+                if spec.tune.grid is not None:
+                    tune_runs += _tune_runs(spec, algo, env_id, settings, lr_grid(*spec.tune.grid))
+                else:
+                    _tune_runs(spec, algo, env_id, settings, [spec.tune.lr_range[0]])  # validates one
+                    trials.append((algo, env_id))
+    jobs = []
+    if spec.lr_range is not None:
+        r = spec.lr_range
+        seed = max(spec.seeds) + 1000  # disjoint from the evaluation seeds
+        for (algo, env_id), settings in _needs(spec, "range").items():
+            with config_errors(f"{spec.path}: lr_range on {env_id}"):
+                base = run_config(spec, env_id, settings, schedule=Exponential(*r.lr_range), seed=seed)
+                timesteps = r.timesteps or base.timesteps
+                prepare(RunConfig.from_dict({**base.to_dict(), "timesteps": timesteps}))
+            jobs.append(RangeJob(algo, env_id, r.method, timesteps, r.seeds, seed, f"lr_range/{env_id}",
+                                 dict(base.overrides), base.device))
+    return SetupPlan(tune_runs, trials, jobs)
+
+
+def _lr_scores(out: Path, runs: list[PlannedRun], criterion: str) -> dict[float, list[float]]:
+    """LR -> per-seed scores of its complete runs; a diverged run scores -inf (never the best)."""
+    scores: dict[float, list[float]] = {}
+    for run in runs:
+        status = read_status(out / run.folder)
+        if not status.complete:
+            continue
+        record = RunRecord.read(out / run.folder)
+        value = record.auc if criterion == "auc" else record.final_eval.get("mean_return")
+        score = -math.inf if status == Status.DIVERGED or value is None else float(value)
+        scores.setdefault(float(run.prepared.schedule.lr), []).append(score)
+    return scores
+
+
+def _tuned_result(spec: Spec, out: Path, algo: str, env_id: str, runs: list[PlannedRun],
+                  method: str) -> dict[str, Any]:
+    from clr_rl.runner import versions
+
+    assert spec.tune is not None
+    scores = _lr_scores(out, runs, spec.tune.criterion)
+    if not scores:
+        raise RuntimeError(f"no [tune] run of {algo} on {env_id} completed; see {out / 'tune' / env_id}")
+    means = {lr: sum(v) / len(v) for lr, v in scores.items()}
+    best = max(means, key=lambda lr: means[lr])
+    records = [RunRecord.read(out / r.folder) for r in runs if read_status(out / r.folder).complete]
+    result = {
+        "algo": algo, "env_id": env_id, "value": best, "criterion": spec.tune.criterion, "method": method,
+        "seeds": list(spec.tune.seeds), "timesteps": runs[0].prepared.config.timesteps,
+        "tried": [{"lr": lr, "score_mean": means[lr], "per_seed": scores[lr]} for lr in sorted(scores)],
+        "cost_timesteps": sum(int(r.timesteps_done or 0) for r in records),
+        "wall_seconds": round(sum(float(r.wall_seconds or 0.0) for r in records), 3),
+        "versions": versions(),
+    }
+    write_json_atomic(out / "tune" / env_id / "tuned_lr.json", result)
+    return result
+
+
+def run_tuning(spec: Spec, setup: SetupPlan, out: Path, **options: Any) -> tuple[int, dict[tuple[str, str], Any]]:
+    """Train the ``[tune]`` runs (resumably, like any run) and pick each (algo, env)'s best fixed LR."""
+    assert spec.tune is not None
+    status = 0
+    tuned: dict[tuple[str, str], Any] = {}
+    if setup.tune_runs:
+        status |= execute(setup.tune_runs, out, meta={"name": f"{spec.name}-tune"}, files=_TUNE_FILES, quiet=True,
+                          **options)
+        grid = spec.tune.grid
+        assert grid is not None
+        for key in dict.fromkeys((r.prepared.config.algo, r.env_id) for r in setup.tune_runs):
+            runs = [r for r in setup.tune_runs if (r.prepared.config.algo, r.env_id) == key]
+            tuned[key] = _tuned_result(spec, out, *key, runs, f"log grid {grid[0]:g}:{grid[1]:g}:{grid[2]}")
+    for algo, env_id in setup.trials:
+        status |= _optuna(spec, out, algo, env_id, tuned, **options)
+    return status, tuned
+
+
+def _optuna(spec: Spec, out: Path, algo: str, env_id: str, tuned: dict[tuple[str, str], Any], **options: Any) -> int:
+    """Optuna TPE over log10(lr) (sampler seed 0); earlier trials' folders are reused, so a rerun replays them."""
+    assert spec.tune is not None and spec.tune.trials is not None
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("[tune] trials needs Optuna: pip install 'clr-rl[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    lo, hi = spec.tune.lr_range
+    dist = optuna.distributions.FloatDistribution(math.log10(lo), math.log10(hi))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    settings = _needs(spec, "tuned")[(algo, env_id)]
+    status, all_runs = 0, list[PlannedRun]()
+    for _ in range(spec.tune.trials):
+        trial = study.ask({"log10_lr": dist})
+        lr = float(f"{10 ** trial.params['log10_lr']:.3g}")
+        runs = _tune_runs(spec, algo, env_id, settings, [lr])
+        all_runs += [r for r in runs if r.folder not in {a.folder for a in all_runs}]
+        status |= execute(all_runs, out, meta={"name": f"{spec.name}-tune"}, files=_TUNE_FILES, quiet=True,
+                          **options)
+        per_seed = _lr_scores(out, runs, spec.tune.criterion).get(lr, [])
+        finite = [v for v in per_seed if math.isfinite(v)]
+        if finite and len(finite) == len(per_seed):
+            study.tell(trial, sum(per_seed) / len(per_seed))
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    tuned[(algo, env_id)] = _tuned_result(
+        spec, out, algo, env_id, all_runs,
+        f"Optuna TPE, {spec.tune.trials} trials over log10(lr) in [{lo:g}, {hi:g}], sampler seed 0")
+    return status
+
+
+def run_range_tests(setup: SetupPlan, out: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Run (or read back) each ``[lr_range]`` test; a test interrupted before its result reruns."""
+    from clr_rl import tuning
+
+    results = {}
+    for job in setup.range_jobs:
+        folder = out / job.folder
+        result_file = folder / "lr_range.json"
+        if not result_file.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            t0 = time.time()
+            if job.method == "single":
+                tuning.lr_range_single(algo=job.algo, env_id=job.env_id, timesteps=job.timesteps, out=folder,
+                                       overrides=job.overrides, seed=job.seed, device=job.device)
+            else:
+                tuning.lr_range_sweep(algo=job.algo, env_id=job.env_id, timesteps=job.timesteps, out=folder,
+                                      seeds=job.seeds, overrides=job.overrides, device=job.device, workers=1)
+            result = read_json(result_file)
+            result.setdefault("wall_seconds", round(time.time() - t0, 3))
+            write_json_atomic(result_file, result)
+        results[(job.algo, job.env_id)] = read_json(result_file)
+    return results
+
+
+def setup_costs(spec: Spec, out: Path, setup: SetupPlan, tuned: dict[tuple[str, str], Any],
+                ranges: dict[tuple[str, str], Any]) -> list[dict[str, Any]]:
+    """What it cost to set up each arm on each env: tuning, a range test, or nothing (a general setting)."""
+    rows = []
+    for env_id in spec.envs:
+        for arm in spec.arms:
+            key = (arm.algo, env_id)
+            parts = []
+            if arm.refers_to("tuned"):
+                if key in tuned:
+                    t = tuned[key]
+                    parts.append(("tune", int(t["cost_timesteps"]), float(t["wall_seconds"]),
+                                  f"{t['method']}, {len(t['tried'])} LRs x {len(t['seeds'])} seeds, "
+                                  f"best {t['value']:g} by {t['criterion']}"))
+                elif key in spec.tuned:
+                    rec = spec.tuned[key]
+                    parts.append(("tune", int(rec.get("cost_timesteps") or 0), float(rec.get("wall_seconds") or 0),
+                                  f"clr-rl tune record ({rec.get('method', '?')})"))
+                else:
+                    parts.append(("none", 0, 0.0, "tuned LR shipped in agents/ (its tuning cost is not measured here)"))
+            if arm.refers_to("range") and key in ranges:
+                r = ranges[key]
+                parts.append(("lr_range", int(r.get("cost_timesteps", 0)), float(r.get("wall_seconds", 0.0)),
+                              f"LR range test ({r['method']}): base_lr {r['base_lr']:g}, max_lr {r['max_lr']:g}"))
+            if not parts:
+                parts.append(("none", 0, 0.0, "a general setting: no per-env setup"))
+            rows.append({"env": env_id, "arm": arm.name, "method": "+".join(p[0] for p in parts),
+                         "timesteps": sum(p[1] for p in parts), "wall_seconds": round(sum(p[2] for p in parts), 3),
+                         "detail": "; ".join(p[3] for p in parts)})
+    return rows
+
+
+# ---------------------------------------------------------------------------------- execution
 
 
 def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_text: str | None = None,
             workers: int | None = None, dry_run: bool = False, retry_failed: bool = False, backend: str = "local",
-            address: str | None = None, gpus_per_run: float = 1.0, quiet: bool = False) -> int:
-    """Train the planned runs into ``out`` (skipping finished ones); 0 all done, 1 some failed.
+            address: str | None = None, gpus_per_run: float = 1.0, quiet: bool = False,
+            files: BatchFiles = _ARM_FILES) -> int:
+    """Train the planned runs into ``out`` (skipping complete ones); 0 all complete, 1 some failed.
 
-    Shared by ``compare``, ``tune`` and ``lr-range``: the run folders are the only state.
+    Shared by ``compare`` (arms and tuning), ``tune`` and ``lr-range``: the run folders are the only state.
     """
     _check_backend(backend, address, workers)
     check_writable(out)
     workers = workers or os.cpu_count() or 1
-    stale = [r for r in runs if _state(out, r) == "stale"]
+    states = {r.folder: run_state(out, r) for r in runs}
+    stale = [r for r in runs if states[r.folder] is None]
     if stale:
-        raise ValueError(f"{out / stale[0].folder} holds a run with a different config than the spec now gives; "
-                         "use a new --out (or delete that folder)")
-    states = {r.folder: _state(out, r) for r in runs}
-    rerun = ("todo", "partial", "failed") if retry_failed else ("todo", "partial")
+        raise ConfigError(f"{out / stale[0].folder} holds a run with a different config than the spec now gives; "
+                          "use a new --out (or delete that folder)")
+    rerun = {Status.NOT_STARTED, Status.RUNNING, Status.INTERRUPTED} | ({Status.FAILED} if retry_failed else set())
     todo = [r for r in runs if states[r.folder] in rerun]
     est = {r.folder: estimate(r) for r in runs}
-    name = meta.get("name", out.name)
     if dry_run:
-        shape = f" ({meta['shape']})" if meta.get("shape") else ""
-        print(f"{name}: {len(runs)} runs{shape}, {len(todo)} to run -> {out}")
-        print(f"{'env':<24} {'algo':<4} {'arm':<20} {'seed':>4} {'timesteps':>10} {'est_s':>7} {'est_GB':>6}  state")
-        for r in runs:
-            s, gb = est[r.folder]
-            print(f"{r.env_id:<24} {r.prepared.config.algo:<4} {r.arm:<20} {r.seed:>4} "
-                  f"{r.prepared.config.timesteps:>10,} {s:>7.0f} {gb:>6.2f}  {states[r.folder]}")
-        total_s = sum(est[r.folder][0] for r in todo)
-        print(f"estimated: {total_s:,.0f} CPU-seconds, about {total_s / min(workers, max(len(todo), 1)) / 60:.1f} min "
-              f"with {workers} workers (speeds measured on a 2-core machine, 1 thread per run)")
+        _print_plan(runs, todo, states, est, out, meta, workers)
         return 0
     tasks = _tasks(out, todo, gpus_per_run)
     gpu_slots = _gpu_slots(gpus_per_run)
     if tasks and gpu_slots and all(t["gpus"] > 0 for t in tasks) and backend == "local":
         workers = min(workers, gpu_slots)
-    if todo:
-        need = min(workers, len(todo)) * max(est[r.folder][1] for r in todo)
-        have = _available_gb()
-        if need > 0.9 * have:
-            largest = max(todo, key=lambda r: est[r.folder][1])
-            raise ValueError(f"memory: {min(workers, len(todo))} workers need about {need:.1f} GB (largest run "
-                             f"{largest.folder}: {est[largest.folder][1]:.1f} GB) but {have:.1f} GB is available; "
-                             "use fewer --workers or a smaller buffer_size")
+    _check_memory(todo, est, workers)
     with _lock(out):
-        if spec_text is not None:
-            spec_copy = out / "spec.toml"
-            if not spec_copy.exists() or spec_copy.read_text() != spec_text:
-                write_text_atomic(spec_copy, spec_text)
-        write_json_atomic(out / "spec.resolved.json", {
-            **meta, "runs": [{"folder": r.folder, "run_id": r.prepared.run_id(), **r.prepared.resolved()}
-                             for r in runs],
-        })
-        from clr_rl.tensorboard import write_layout
-
-        write_layout(out / "runs", list(dict.fromkeys(r.env_id for r in runs)))
+        _record_plan(runs, out, meta, spec_text, files)
         for r in todo:
-            if states[r.folder] == "failed":
+            if states[r.folder] == Status.FAILED:
                 shutil.rmtree(out / r.folder)
-        done = sum(1 for r in runs if states[r.folder] == "done")
-        kept = len(runs) - len(todo) - done  # failed runs left as they are (no --retry-failed)
-        print(f"{name}: {len(runs)} runs, {done} already done, "
+        complete = sum(1 for r in runs if (states[r.folder] or Status.FAILED).complete)
+        kept = len(runs) - len(todo) - complete  # failed runs left as they are (no --retry-failed)
+        name = meta.get("name", out.name)
+        print(f"{name}: {len(runs)} runs, {complete} already complete, "
               + (f"{kept} failed (rerun them with --retry-failed), " if kept else "")
               + f"{len(todo)} to run, {workers} {backend} workers -> {out}", flush=True)
         t0 = time.time()
@@ -342,22 +569,70 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_tex
             elif tasks:
                 _run_local(tasks, workers, report)
         except KeyboardInterrupt:
-            _write_summary(out, summary_rows(out, runs))
+            _write_summary(out / files.summary, summary_rows(out, runs))
             print("\nstopped: finished runs are kept, running ones stopped at a checkpoint; run the same command "
                   "again to continue", file=sys.stderr)
             raise
         rows = summary_rows(out, runs)
-        _write_summary(out, rows)
+        _write_summary(out / files.summary, rows)
+    return _summarise(rows, out, files, quiet)
+
+
+def _print_plan(runs: list[PlannedRun], todo: list[PlannedRun], states: dict[str, Status | None], est: dict[str, Any],
+                out: Path, meta: dict[str, Any], workers: int) -> None:
+    shape = f" ({meta['shape']})" if meta.get("shape") else ""
+    print(f"{meta.get('name', out.name)}: {len(runs)} runs{shape}, {len(todo)} to run -> {out}")
+    print(f"{'env':<24} {'algo':<4} {'arm':<20} {'seed':>4} {'timesteps':>10} {'est_s':>7} {'est_GB':>6}  state")
+    for r in runs:
+        s, gb = est[r.folder]
+        state = states[r.folder]
+        print(f"{r.env_id:<24} {r.prepared.config.algo:<4} {r.arm:<20} {r.seed:>4} "
+              f"{r.prepared.config.timesteps:>10,} {s:>7.0f} {gb:>6.2f}  {state or 'stale'}")
+    total_s = sum(est[r.folder][0] for r in todo)
+    print(f"estimated: {total_s:,.0f} CPU-seconds, about {total_s / min(workers, max(len(todo), 1)) / 60:.1f} min "
+          f"with {workers} workers (speeds measured on a 2-core machine, 1 thread per run)")
+
+
+def _check_memory(todo: list[PlannedRun], est: dict[str, Any], workers: int) -> None:
+    if not todo:
+        return
+    need = min(workers, len(todo)) * max(est[r.folder][1] for r in todo)
+    have = _available_gb()
+    if need > 0.9 * have:
+        largest = max(todo, key=lambda r: est[r.folder][1])
+        raise ConfigError(f"memory: {min(workers, len(todo))} workers need about {need:.1f} GB (largest run "
+                          f"{largest.folder}: {est[largest.folder][1]:.1f} GB) but {have:.1f} GB is available; "
+                          "use fewer workers or a smaller buffer_size")
+
+
+def _record_plan(runs: list[PlannedRun], out: Path, meta: dict[str, Any], spec_text: str | None,
+                 files: BatchFiles) -> None:
+    if spec_text is not None:
+        spec_copy = out / "spec.toml"
+        if not spec_copy.exists() or spec_copy.read_text() != spec_text:
+            write_text_atomic(spec_copy, spec_text)
+    write_json_atomic(out / files.plan, {
+        **meta, "runs": [{"folder": r.folder, "run_id": r.prepared.run_id(), **r.prepared.resolved()} for r in runs],
+    })
+    if files.layout:
+        from clr_rl.tensorboard import write_layout
+
+        write_layout(out / "runs", list(dict.fromkeys(r.env_id for r in runs)))
+
+
+def _summarise(rows: list[dict[str, Any]], out: Path, files: BatchFiles, quiet: bool) -> int:
     if not quiet:
         print()
         _print_table(rows)
-    failed = [r for r in rows if r["status"] == "failed"]
+    failed = [r for r in rows if r["status"] == Status.FAILED.value]
     for row in failed:
-        record = read_json(out / row["folder"] / "run.json")
-        print(f"FAILED {row['folder']}: {record.get('error', '?')}")
+        print(f"FAILED {row['folder']}: {read_json(out / row['folder'] / RECORD_FILE).get('error', '?')}")
+    diverged = sum(1 for r in rows if r["status"] == Status.DIVERGED.value)
+    if diverged:
+        print(f"{diverged} run(s) diverged (complete: the report scores them by its diverged-run rule)")
     if failed:
         print(f"{len(failed)} run(s) failed; see run.json in their folders; rerun with --retry-failed")
-    print(f"summary: {out / 'summary.csv'}")
+    print(f"summary: {out / files.summary}")
     return 1 if failed else 0
 
 
@@ -510,29 +785,44 @@ def _run_ray(tasks: list[dict[str, Any]], workers: int, address: str | None, rep
 
 
 def _mark_dead(task: dict[str, Any], error: str = "the worker process died (killed, or out of memory)") -> None:
-    path = Path(task["folder"]) / "run.json"
-    record = read_json(path) if path.is_file() else {"run_id": task["run_id"]}
-    if record.get("status") != "finished":
-        record.update(status="failed", error=error)
-        write_json_atomic(path, record)
+    """Record a run whose worker died (or that raised before its lifecycle began) as failed."""
+    folder = Path(task["folder"])
+    try:
+        record = RunRecord.read(folder)
+    except ConfigError:
+        record = RunRecord(run_id=task["run_id"], config=task["config"])
+    if not record.status.complete:
+        record.status, record.error = Status.FAILED, error
+        folder.mkdir(parents=True, exist_ok=True)
+        record.write(folder)
 
 
 def print_status(out: Path) -> int:
     """``clr-rl status DIR``: counts, steps and the summary table of a batch."""
     out = Path(out)
     if not (out / "spec.resolved.json").is_file():
-        raise ValueError(f"{str(out)!r} is not a batch folder (spec.resolved.json missing)")
+        raise ConfigError(f"{str(out)!r} is not a batch folder (spec.resolved.json missing)")
     resolved = read_json(out / "spec.resolved.json")
-    expected = [r["folder"] for r in resolved["runs"]]
-    rows = summary_rows(out)
-    by_folder = {r["folder"]: r for r in rows}
-    done = sum(1 for f in expected if by_folder.get(f, {}).get("status") == "done")
-    failed = sum(1 for f in expected if by_folder.get(f, {}).get("status") == "failed")
-    running = sum(1 for f in expected if by_folder.get(f, {}).get("status") in ("running", "interrupted"))
-    steps = sum(int(by_folder[f]["timesteps"]) for f in expected if f in by_folder)
+    folders = [r["folder"] for r in resolved["runs"]]
+    counts = {status: 0 for status in Status}
+    for folder in folders:
+        counts[read_status(out / folder)] += 1
+    steps = 0
+    for folder in folders:
+        evals = read_evaluations(out / folder / "evaluations.csv")
+        steps += int(evals[-1]["timesteps"]) if evals else 0
     total = sum(int(r["timesteps"]) for r in resolved["runs"])
-    print(f"{resolved['name']}: {len(expected)} runs: done {done}, failed {failed}, started {running}, "
-          f"not started {len(expected) - done - failed - running} | {steps:,}/{total:,} steps "
-          f"({100 * steps / max(total, 1):.0f}%)")
-    _print_table([by_folder[f] for f in expected if f in by_folder])
+    print(f"{resolved['name']}: {len(folders)} runs: " + ", ".join(f"{status.value.replace('_', ' ')} {n}"
+                                                                  for status, n in counts.items())
+          + f" | {steps:,}/{total:,} steps ({100 * steps / max(total, 1):.0f}%)")
+    rows = []
+    for r in resolved["runs"]:
+        record = read_json(out / r["folder"] / RECORD_FILE) if (out / r["folder"] / RECORD_FILE).is_file() else {}
+        evals = read_evaluations(out / r["folder"] / "evaluations.csv")
+        rows.append({"env": r["env_id"], "algo": r["algo"], "arm": r["arm"], "seed": r["seed"],
+                     "status": read_status(out / r["folder"]).value,
+                     "final_return": record.get("final_eval", {}).get("mean_return", ""),
+                     "auc": record.get("auc", ""), "timesteps": int(evals[-1]["timesteps"]) if evals else 0,
+                     "wall_seconds": record.get("wall_seconds", "")})
+    _print_table(rows)
     return 0

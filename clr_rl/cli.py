@@ -1,7 +1,8 @@
 """``clr-rl``: a thin command line over the Python API.
 
-Bad input (a ValueError from the library) prints one line ``clr-rl: error: ...`` and
-exits with status 2, before anything is written. Heavy libraries (torch, SB3,
+Bad input (a ``ConfigError`` from the library) prints one line ``clr-rl: error: ...`` and
+exits with status 2, before anything is written; any other exception is a crash (traceback,
+exit status 1). Heavy libraries (torch, SB3,
 gymnasium) are imported only inside the commands that use them.
 """
 
@@ -14,10 +15,6 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
-
-
-class _UsageError(Exception):
-    pass
 
 
 def _schedule_cmd(args: argparse.Namespace) -> int:
@@ -53,44 +50,67 @@ def _check_png(path: Path) -> None:
 
 
 def _train_cmd(args: argparse.Namespace) -> int:
-    from clr_rl.runner import RunConfig, check_out_dir, prepare, resume, train
+    from clr_rl.record import Status
+    from clr_rl.runner import check_out_dir, prepare, resume, train
 
     if args.resume:
         record = resume(args.out, progress_bar=not args.no_progress)
     else:
-        missing = [name for name in ("env", "schedule", "timesteps") if getattr(args, name) is None]
-        if missing:
-            raise ValueError(f"--{missing[0]} is required (unless --resume)")
-        from clr_rl.agents import parse_overrides
-
-        config = RunConfig(
-            algo=args.algo, env_id=args.env, schedule=args.schedule, timesteps=args.timesteps, seed=args.seed,
-            device=args.device, overrides=parse_overrides(args.hp), optimizer=args.optimizer,
-            eval_every=args.eval_every, eval_episodes=args.eval_episodes, threads=args.threads,
-            lr_per_step=args.lr_per_step, cycle_momentum=_momentum(args.cycle_momentum),
-        )
-        prepared = prepare(config)
+        prepared = prepare(_run_config(args))
         check_out_dir(args.out)
         record = train(prepared, args.out, progress_bar=not args.no_progress)
-    if record["status"] != "finished":
-        print(f"interrupted at {record.get('timesteps_done')} timesteps; continue with: "
+    if record.status == Status.INTERRUPTED:
+        print(f"interrupted at {record.timesteps_done} timesteps; continue with: "
               f"clr-rl train --resume --out {args.out}")
         return 130
-    final = record["final_eval"]
-    print(f"finished {record['config']['algo']} on {record['config']['env_id']} with {record['config']['schedule']}: "
+    final, cfg = record.final_eval, record.config
+    print(f"finished {cfg['algo']} on {cfg['env_id']} with {cfg['schedule']}: "
           f"final return {final['mean_return']:.2f} +/- {final['std_return']:.2f} ({final['episodes']} episodes), "
-          f"AUC {record['auc']:.2f}, {record['wall_seconds']:.1f} s -> {args.out}")
+          f"AUC {record.auc:.2f}, {record.wall_seconds:.1f} s -> {args.out}")
     return 0
 
 
-def _momentum(text: str | None) -> tuple[float, float] | None:
-    if text is None:
-        return None
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--cycle-momentum={text!r} must look like low,high, e.g. 0.85,0.95") from None
-    return low, high
+def _add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """``clr-rl train``'s flags, one per run setting that has one (see ``RunConfig``)."""
+    from clr_rl.runner import RunConfig
+
+    for name, s in RunConfig.settings().items():
+        if s.flag is None:
+            continue
+        default = RunConfig.__dataclass_fields__[name].default
+        if isinstance(default, bool):
+            p.add_argument(s.flag, dest=name, action="store_true", help=s.help)
+        elif name == "overrides":
+            p.add_argument(s.flag, dest=name, action="append", default=[], metavar="KEY=VALUE", help=s.help)
+        else:
+            p.add_argument(s.flag, dest=name, choices=s.choices, help=s.help,
+                           default=None if default in ("", 0) else default)
+
+
+def _run_config(args: argparse.Namespace) -> Any:
+    """A RunConfig from ``train``'s flags: each setting parsed by its own rule, flags named in errors."""
+    from clr_rl.agents import parse_overrides
+    from clr_rl.errors import ConfigError
+    from clr_rl.runner import RunConfig
+
+    kwargs: dict[str, Any] = {}
+    for name, s in RunConfig.settings().items():
+        if s.flag is None:
+            continue
+        value = getattr(args, name)
+        if value is None:
+            if name in ("env_id", "schedule", "timesteps"):
+                raise ConfigError(f"{s.flag} is required (unless --resume)")
+            continue
+        try:
+            if name == "overrides":
+                value = parse_overrides(value)
+            elif s.parse is not None and isinstance(value, str):
+                value = s.parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{s.flag}={value!r}: {exc}") from None
+        kwargs[name] = value
+    return RunConfig(**kwargs)
 
 
 def _compare_cmd(args: argparse.Namespace) -> int:
@@ -158,23 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_schedule_cmd)
 
     p = sub.add_parser("train", help="train one PPO/DQN agent with a schedule")
-    p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo")
-    p.add_argument("--env", help="Gymnasium id, e.g. CartPole-v1, HalfCheetah-v5, PongNoFrameskip-v4")
-    p.add_argument("--schedule", help="LR schedule, e.g. triangular2:base_lr=1e-4,max_lr=1e-3,cycles=4 or 3e-4")
-    p.add_argument("--timesteps", type=int, help="training budget in environment steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:<k> (default auto)")
+    _add_setting_flags(p)
     p.add_argument("--out", type=Path, required=True, help="new folder for the run")
-    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an agent hyperparameter (repeatable), e.g. --hp n_steps=256")
-    p.add_argument("--optimizer", choices=("adam", "sgd", "rmsprop"), default="adam")
-    p.add_argument("--eval-every", type=int, help="evaluate every N timesteps (default from envs/ or budget/10)")
-    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default from envs/ or 10)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--lr-per-step", action="store_true",
-                   help="apply the schedule at every gradient step (default: once per update, as SB3)")
-    p.add_argument("--cycle-momentum", metavar="LOW,HIGH",
-                   help="cycle momentum inversely to the LR (SGD/RMSprop momentum, Adam beta1), e.g. 0.85,0.95")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train_cmd)
@@ -237,22 +242,28 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, call one library function, print. Exit status: 0 done, 1 a crash or failed runs,
+    2 bad input (a ``ConfigError``: one line, nothing written), 130 interrupted."""
+    from clr_rl.errors import ConfigError
+
     parser = _parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (ValueError, _UsageError) as exc:
+    except ConfigError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"clr-rl: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("clr-rl: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        import traceback
 
-
-def _entry(*_: Any) -> None:  # pragma: no cover
-    sys.exit(main())
+        traceback.print_exc()
+        print("clr-rl: crashed (the traceback above; a run's run.json records it too)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,66 +8,196 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import platform
 import shutil
-import signal
-import threading
-import time
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import MISSING, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from clr_rl.agents import OPTIMIZERS, AgentConfig, agent_config, build_model
+from clr_rl.agents import ALGOS, OPTIMIZERS, AgentConfig, agent_config, build_model
 from clr_rl.envs import env_family, env_info, make_env
+from clr_rl.errors import ConfigError, Diverged, config_errors
+from clr_rl.record import RunRecord, Status
 from clr_rl.schedules import Schedule, bind_total_timesteps, check_lr_resolution, parse_schedule, schedule_params
-from clr_rl.store import append_eval_row, check_writable, read_json, write_evaluations, write_json_atomic
-from clr_rl.tensorboard import env_tag
+from clr_rl.stats import auc
+from clr_rl.store import check_writable, read_json, write_evaluations
 
-__all__ = ["PreparedRun", "RunConfig", "auc", "check_out_dir", "prepare", "resume", "train"]
+__all__ = ["PreparedRun", "RunConfig", "Setting", "buffer_gb", "check_out_dir", "prepare", "resume", "train",
+           "versions"]
 
-LR_TAG = "train/lr_applied"
-LR_STEP_TAG = "train/lr_per_step"
-MOMENTUM_TAG = "train/momentum_applied"
-RETURN_TAG = "eval/mean_return"
+
+@dataclass(frozen=True)
+class Setting:
+    """How one run setting appears everywhere: the ``train`` CLI flag, the spec key, its check, and
+    whether it is part of the run's identity (changes what is trained) or only provenance.
+
+    ``spec_key`` names the key of an arm table (and of the spec's top level) that sets it;
+    ``None`` when the spec sets it some other way (envs, seeds, budgets, the arm's schedule).
+    ``check(value)`` raises ValueError naming the value and the rule; ``parse(text)`` turns a
+    CLI string into the value; ``to_json``/``from_json`` (de)serialise it.
+    """
+
+    help: str
+    flag: str | None = None
+    spec_key: str | None = None
+    identity: bool = True
+    check: Callable[[Any], None] | None = None
+    parse: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    to_json: Callable[[Any], Any] | None = None
+    from_json: Callable[[Any], Any] | None = None
+
+
+def _setting(default: Any = MISSING, **meta: Any) -> Any:
+    if default is MISSING:
+        return field(metadata={"setting": Setting(**meta)})
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"setting": Setting(**meta)})
+    return field(default=default, metadata={"setting": Setting(**meta)})
+
+
+def _int_check(name: str, minimum: int, optional: bool = False) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    return check
+
+
+def _choice_check(name: str, allowed: tuple[str, ...]) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    return check
+
+
+def _bool_check(name: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r} must be true or false")
+    return check
+
+
+def _check_momentum(value: Any) -> None:
+    if value is None:
+        return
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            or not 0.0 <= value[0] < value[1] < 1.0):
+        raise ValueError(f"cycle_momentum={list(value) if isinstance(value, tuple) else value!r} must be "
+                         "[low, high] with 0 <= low < high < 1")
+
+
+def _parse_momentum(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"cycle_momentum={text!r} must look like low,high, e.g. 0.85,0.95") from None
+    return low, high
+
+
+def _check_overrides(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValueError(f"hyperparams={value!r} must be a table of SB3 keyword arguments")
+
+
+def _check_schedule(value: Any) -> None:
+    parse_schedule(value)
+
+
+def _check_vec_env(value: Any) -> None:
+    if value not in VEC_ENVS:
+        raise ValueError(f"vec_env={value!r} must be one of {', '.join(VEC_ENVS)}")
+
+
+VEC_ENVS = ("sb3", "ale")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """What the user asks for: one algo on one env with one LR schedule and seed."""
+    """What the user asks for: one algo on one env with one LR schedule and seed.
 
-    algo: str
-    env_id: str
-    schedule: Schedule | str
-    timesteps: int
-    seed: int = 0
-    device: str = "auto"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    optimizer: str = "adam"
-    eval_every: int | None = None
-    eval_episodes: int | None = None
-    arm: str = ""
-    threads: int | None = None
-    lr_per_step: bool = False
-    cycle_momentum: tuple[float, float] | None = None
+    Every field is a :class:`Setting`: its metadata drives the ``clr-rl train`` flags, the keys an
+    arm may set in a spec, serialisation, validation and the run id. Adding a setting = adding
+    a field here (and using it in the trainer).
+    """
+
+    algo: str = _setting("ppo", flag="--algo", spec_key="algo", choices=ALGOS, check=_choice_check("algo", ALGOS),
+                         help="ppo or dqn")
+    env_id: str = _setting("", flag="--env", help="Gymnasium id, e.g. CartPole-v1, HalfCheetah-v5, "
+                                                  "PongNoFrameskip-v4")
+    schedule: Schedule | str = _setting("", flag="--schedule", check=_check_schedule,
+                                        help="LR schedule, e.g. triangular2:base_lr=1e-4,max_lr=1e-3,cycles=4 or 3e-4",
+                                        to_json=lambda s: str(parse_schedule(s)))
+    timesteps: int = _setting(0, flag="--timesteps", parse=int, check=_int_check("timesteps", 1),
+                              help="training budget in environment steps")
+    seed: int = _setting(0, flag="--seed", parse=int, check=_int_check("seed", 0), help="random seed (default 0)")
+    device: str = _setting("auto", flag="--device", spec_key="device", identity=False,
+                           help="auto, cpu, cuda or cuda:<k> (default auto)")
+    overrides: dict[str, Any] = _setting({}, flag="--hp", spec_key="hyperparams", check=_check_overrides,
+                                         help="override an agent hyperparameter (repeatable), e.g. --hp n_steps=256",
+                                         to_json=dict)
+    optimizer: str = _setting("adam", flag="--optimizer", spec_key="optimizer", choices=OPTIMIZERS,
+                              check=_choice_check("optimizer", OPTIMIZERS),
+                              help="adam (default), sgd (momentum 0.9) or rmsprop")
+    eval_every: int | None = _setting(None, flag="--eval-every", parse=int,
+                                      check=_int_check("eval_every", 1, optional=True),
+                                      help="evaluate every N timesteps (default from envs/ or budget/10)")
+    eval_episodes: int | None = _setting(None, flag="--eval-episodes", parse=int,
+                                         check=_int_check("eval_episodes", 1, optional=True),
+                                         help="episodes per evaluation (default from envs/ or 10)")
+    arm: str = _setting("", identity=False, help="the arm's name in a batch (a label)")
+    threads: int | None = _setting(None, flag="--threads", parse=int, identity=False,
+                                   check=_int_check("threads", 1, optional=True),
+                                   help="torch CPU threads (default: torch's choice)")
+    lr_per_step: bool = _setting(False, flag="--lr-per-step", spec_key="lr_per_step", check=_bool_check("lr_per_step"),
+                                 help="apply the schedule at every gradient step (default: once per update, as SB3)")
+    cycle_momentum: tuple[float, float] | None = _setting(
+        None, flag="--cycle-momentum", spec_key="cycle_momentum", check=_check_momentum, parse=_parse_momentum,
+        help="cycle momentum inversely to the LR (SGD/RMSprop momentum, Adam beta1), e.g. 0.85,0.95",
+        to_json=lambda m: list(m) if m else None, from_json=lambda m: tuple(m) if m else None)
+    vec_env: str = _setting("sb3", flag="--vec-env", spec_key="vec_env", choices=VEC_ENVS, check=_check_vec_env,
+                            help="Atari only: sb3 (SB3's AtariWrapper, default) or ale (ale_py's native vector env)")
+    lr_provenance: str = _setting("", identity=False, help="where the schedule's LR values came from")
+
+    @staticmethod
+    def settings() -> dict[str, Setting]:
+        """Each field's :class:`Setting`, in declaration order."""
+        return {f.name: f.metadata["setting"] for f in fields(RunConfig)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Inverse of :meth:`to_dict`; also takes a run.json ``config`` (extra keys are ignored)."""
-        kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        if kwargs.get("cycle_momentum"):
-            kwargs["cycle_momentum"] = tuple(kwargs["cycle_momentum"])
+        kwargs = {}
+        for name, setting in cls.settings().items():
+            if name in data:
+                value = data[name]
+                kwargs[name] = setting.from_json(value) if setting.from_json else value
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data that ``RunConfig(**d)`` rebuilds (the schedule as its text form)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["schedule"] = str(parse_schedule(self.schedule))
-        d["overrides"] = dict(self.overrides)
-        d["cycle_momentum"] = list(self.cycle_momentum) if self.cycle_momentum else None
-        return d
+        """Plain data that :meth:`from_dict` rebuilds (the schedule as its text form)."""
+        out = {}
+        for name, setting in self.settings().items():
+            value = getattr(self, name)
+            out[name] = setting.to_json(value) if setting.to_json else value
+        return out
+
+    def validate(self) -> None:
+        """Run every setting's check; ValueError naming the first bad one."""
+        if not self.env_id:
+            raise ValueError("env_id is required")
+        for name, setting in self.settings().items():
+            if setting.check is not None:
+                setting.check(getattr(self, name))
+
+
+_PROVENANCE_KEYS = ("tuned_lr", "tuned_lr_source", "tuned_lr_cost_timesteps")
 
 
 @dataclass(frozen=True)
@@ -82,38 +212,48 @@ class PreparedRun:
     eval_episodes: int
 
     def resolved(self) -> dict[str, Any]:
-        """Plain-data description of the run, enough to reproduce it (and its id)."""
+        """Plain-data description of the run, enough to reproduce it, with its provenance."""
         c = self.config
         return {
-            "algo": c.algo,
-            "env_id": c.env_id,
+            **c.to_dict(),
             "family": self.family,
-            "arm": c.arm,
             "schedule": str(self.schedule),
             "schedule_kind": self.schedule.kind,
             "schedule_params": schedule_params(self.schedule),
-            "timesteps": c.timesteps,
-            "seed": c.seed,
-            "device": c.device,
-            "optimizer": c.optimizer,
             "agent": self.agent.as_dict(),
-            "overrides": dict(c.overrides),
             "eval_every": self.eval_every,
             "eval_episodes": self.eval_episodes,
-            "lr_per_step": c.lr_per_step,
-            "cycle_momentum": list(c.cycle_momentum) if c.cycle_momentum else None,
         }
 
+    def identity(self) -> dict[str, Any]:
+        """What defines the trained result: the identity settings, the resolved agent and evaluation
+        protocol, and the versions that change results. Provenance (labels, paths, where a value
+        came from), the device and thread count are left out, so the same run planned from another
+        working directory, or under another arm name, has the same id."""
+        settings = RunConfig.settings()
+        data = {k: v for k, v in self.resolved().items() if k not in settings or settings[k].identity}
+        data["overrides"] = {k: v for k, v in self.config.overrides.items() if k not in _PROVENANCE_KEYS}
+        data["agent"] = {k: v for k, v in self.agent.as_dict().items() if k not in _PROVENANCE_KEYS}
+        data["versions"] = _result_versions()
+        return data
+
     def run_id(self) -> str:
-        """Deterministic id of the resolved config (device and threads do not change results' meaning)."""
-        data = {k: v for k, v in self.resolved().items() if k not in ("device",)}
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        """Deterministic id of :meth:`identity` (12 hex digits of its SHA-256)."""
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-    return value
+@cache
+def _result_versions() -> dict[str, str]:
+    """Major.minor of the libraries whose releases change training results (read without importing them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("stable_baselines3", "gymnasium"):
+        try:
+            out[name] = ".".join(version(name).split(".")[:2])
+        except PackageNotFoundError:  # pragma: no cover
+            out[name] = "?"
+    return out
 
 
 def resolve_device(device: str, policy: str) -> str:
@@ -129,15 +269,6 @@ def resolve_device(device: str, policy: str) -> str:
     return "cpu"
 
 
-def _check_momentum(config: RunConfig) -> None:
-    m = config.cycle_momentum
-    if m is None:
-        return
-    if (len(m) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in m)
-            or not 0.0 <= m[0] < m[1] < 1.0):
-        raise ValueError(f"cycle_momentum={list(m)!r} must be [low, high] with 0 <= low < high < 1")
-
-
 def check_device(device: str) -> None:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:k`` that this machine has."""
     if device in ("auto", "cpu"):
@@ -146,19 +277,19 @@ def check_device(device: str) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} is not available here (torch.cuda.is_available() is False)")
+            raise ConfigError(f"device={device!r} is not available here (torch.cuda.is_available() is False)")
         index = int(device[5:]) if ":" in device else 0
         if index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+            raise ConfigError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
         return
-    raise ValueError(f"device={device!r} must be auto, cpu, cuda or cuda:<index>")
+    raise ConfigError(f"device={device!r} must be auto, cpu, cuda or cuda:<index>")
 
 
 def check_out_dir(out: Path, *, resume: bool = False) -> None:
     """The output folder must be new (or empty), or hold a run when resuming; and be writable."""
     check_writable(out)
     if out.is_dir() and any(out.iterdir()) and not resume:
-        raise ValueError(f"--out={str(out)!r} is not empty; pick a new folder (or --resume a run there)")
+        raise ConfigError(f"out={str(out)!r} is not empty; pick a new folder (or resume the run there)")
 
 
 @cache
@@ -176,52 +307,33 @@ def _discrete_actions(env_id: str, family: str) -> bool:
 
 
 def prepare(config: RunConfig) -> PreparedRun:
-    """Validate and resolve everything about a run; raises ValueError naming the field."""
-    if config.algo not in ("ppo", "dqn"):
-        raise ValueError(f"algo={config.algo!r} must be ppo or dqn")
-    _int("timesteps", config.timesteps, 1)
-    _int("seed", config.seed, 0)
-    if config.threads is not None:
-        _int("threads", config.threads, 1)
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer={config.optimizer!r} must be one of {', '.join(OPTIMIZERS)}")
-    check_device(config.device)
-    _check_momentum(config)
-    family = env_family(config.env_id)
-    agent = agent_config(config.algo, config.env_id, family, config.overrides)
-    if config.algo == "dqn" and not _discrete_actions(config.env_id, family):
-        raise ValueError(f"env {config.env_id!r} has a continuous action space; DQN needs discrete actions")
-    schedule = bind_total_timesteps(parse_schedule(config.schedule), config.timesteps)
-    schedule(1.0)  # a timestep-based cycle without a total raises here
-    every, how = agent.lr_update_every()
-    check_lr_resolution(schedule, config.timesteps, every, how)
-    info = env_info(config.env_id)
-    eval_every = config.eval_every if config.eval_every is not None else (
-        info.eval_every if info else max(1, config.timesteps // 10))
-    eval_every = min(_int("eval_every", eval_every, 1), config.timesteps)
-    episodes = config.eval_episodes if config.eval_episodes is not None else (info.eval_episodes if info else 10)
-    eval_episodes = _int("eval_episodes", episodes, 1)
+    """Validate and resolve everything about a run; raises ConfigError naming the field."""
+    with config_errors():
+        config.validate()
+        check_device(config.device)
+        family = env_family(config.env_id)
+        if config.vec_env != "sb3":
+            from clr_rl.envs import check_vec_env
+
+            check_vec_env(config.env_id, config.vec_env)
+        agent = agent_config(config.algo, config.env_id, family, config.overrides)
+        if config.algo == "dqn" and not _discrete_actions(config.env_id, family):
+            raise ConfigError(f"env {config.env_id!r} has a continuous action space; DQN needs discrete actions")
+        schedule = bind_total_timesteps(parse_schedule(config.schedule), config.timesteps)
+        schedule(1.0)  # a timestep-based cycle without a total raises here
+        every, how = agent.lr_update_every()
+        check_lr_resolution(schedule, config.timesteps, every, how)
+        info = env_info(config.env_id)
+        eval_every = config.eval_every if config.eval_every is not None else (
+            info.eval_every if info else max(1, config.timesteps // 10))
+        eval_every = min(eval_every, config.timesteps)
+        eval_episodes = config.eval_episodes if config.eval_episodes is not None else (
+            info.eval_episodes if info else 10)
     return PreparedRun(config, schedule, family, agent, eval_every, eval_episodes)
 
 
-def auc(rows: list[dict[str, float]]) -> float:
-    """Normalised area under the evaluation curve: trapezoid integral / timesteps covered.
-
-    >>> auc([{"timesteps": 0, "mean_return": 0.0}, {"timesteps": 10, "mean_return": 10.0}])
-    5.0
-    """
-    if not rows:
-        return math.nan
-    if len(rows) == 1:
-        return float(rows[0]["mean_return"])
-    area = 0.0
-    for a, b in zip(rows, rows[1:]):
-        area += (b["timesteps"] - a["timesteps"]) * (a["mean_return"] + b["mean_return"]) / 2
-    span = rows[-1]["timesteps"] - rows[0]["timesteps"]
-    return float(area / span) if span > 0 else float(rows[-1]["mean_return"])
-
-
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Versions of everything that produced a result (written into run.json and tune records)."""
     import gymnasium
     import stable_baselines3
     import torch
@@ -249,183 +361,15 @@ def _hparams(prepared: PreparedRun) -> dict[str, Any]:
     return out
 
 
-class _Interrupt:
-    """SIGINT/SIGTERM ask the run to stop at the next rollout boundary (a second one kills)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _Interrupt:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-def _make_callback(prepared: PreparedRun, out: Path, eval_env: Any, state: dict[str, Any], stop: _Interrupt) -> Any:
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.logger import TensorBoardOutputFormat
-    from stable_baselines3.common.vec_env import sync_envs_normalization
-
-    class ClrCallback(BaseCallback):
-        """Logs the LR each update really used, evaluates, checkpoints, stops on request."""
-
-        def _writer(self) -> Any:
-            for fmt in self.model.logger.output_formats:
-                if isinstance(fmt, TensorBoardOutputFormat):
-                    return fmt.writer
-            raise RuntimeError("no TensorBoard output")  # pragma: no cover
-
-        def _on_training_start(self) -> None:
-            self.n_updates_logged = self.model._n_updates
-            self.stopping = False
-            self.t0 = time.time() - state.get("wall_seconds", 0.0)
-            if not state["rows"]:
-                self._evaluate()
-
-        def _log_lr(self) -> None:
-            if self.model._n_updates != self.n_updates_logged and not prepared.config.lr_per_step:
-                self.n_updates_logged = self.model._n_updates
-                lr = self.model.policy.optimizer.param_groups[0]["lr"]
-                self._writer().add_scalar(LR_TAG, lr, self.num_timesteps)
-                self._writer().add_scalar(env_tag(prepared.config.env_id, "lr"), lr, self.num_timesteps)
-
-        def _evaluate(self) -> None:
-            sync_envs_normalization(self.training_env, eval_env)
-            episodes, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=prepared.eval_episodes,
-                                          deterministic=True, return_episode_rewards=True, warn=False)
-            returns = [float(r) for r in episodes]  # type: ignore[union-attr]
-            mean = float(sum(returns) / len(returns))
-            std = float(math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns)))
-            row = {"timesteps": self.num_timesteps, "mean_return": mean, "std_return": std,
-                   "episodes": len(returns), "wall_seconds": round(time.time() - self.t0, 3)}
-            state["rows"].append(row)
-            append_eval_row(out / "evaluations.csv", row)
-            self._writer().add_scalar(RETURN_TAG, mean, self.num_timesteps)
-            self._writer().add_scalar(env_tag(prepared.config.env_id, "eval_return"), mean, self.num_timesteps)
-            self._writer().flush()
-            state["next_eval"] = (self.num_timesteps // prepared.eval_every + 1) * prepared.eval_every
-
-        def _checkpoint(self) -> None:
-            tmp, final, old = out / "checkpoint.tmp", out / "checkpoint", out / "checkpoint.old"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            self.model.save(tmp / "model.zip")
-            venv = self.model.get_vec_normalize_env()
-            if venv is not None:
-                venv.save(str(tmp / "vecnormalize.pkl"))
-            if prepared.config.algo == "dqn":
-                self.model.save_replay_buffer(tmp / "replay_buffer.pkl")  # type: ignore[attr-defined]
-            state["wall_seconds"] = time.time() - self.t0
-            state["next_checkpoint"] = self.num_timesteps + state["checkpoint_every"]
-            write_json_atomic(tmp / "state.json", {"timesteps": self.num_timesteps, **state})
-            shutil.rmtree(old, ignore_errors=True)  # left by a kill after the last checkpoint's rename
-            if final.exists():
-                final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-
-        def _on_rollout_start(self) -> None:
-            self._log_lr()
-            if stop.requested or (state["checkpoint_every"] and self.num_timesteps >= state["next_checkpoint"]):
-                self._checkpoint()
-            if stop.requested:
-                self.stopping = True
-
-        def _on_step(self) -> bool:
-            if self.stopping:
-                return False
-            if self.num_timesteps >= state["next_eval"]:
-                self._evaluate()
-            return True
-
-        def _on_training_end(self) -> None:
-            self._log_lr()
-            if not self.stopping and (not state["rows"] or state["rows"][-1]["timesteps"] != self.num_timesteps):
-                self._evaluate()
-            state["wall_seconds"] = time.time() - self.t0
-
-    return ClrCallback()
-
-
-def install_step_hook(model: Any, prepared: PreparedRun, writer: Any = None) -> Any:
-    """Set the LR (and cycled momentum) before every optimizer step; returns the hook handle.
-
-    Per-gradient-step LR: within one ``train()`` call at timestep ``T`` with ``K`` planned
-    gradient steps (PPO: ``n_epochs x ceil(n_steps*n_envs / batch_size)``; DQN:
-    ``gradient_steps``), step ``k`` uses ``schedule(1 - (T + k/K * U) / total)`` where ``U`` is
-    the timesteps until the next update, so the LR moves smoothly from this update's value
-    towards the next one's. PPO stopping early on ``target_kl`` just skips the rest of them.
-    Without ``lr_per_step`` the LR stays SB3's per-update value and only momentum is cycled:
-    ``momentum = high - (high - low) * w`` with ``w`` the LR's position between the schedule's
-    lowest and highest LR (1cycle: momentum falls while the LR rises). For Adam the momentum
-    is beta1 (only when asked: torch's CyclicLR cycles it silently, we never do).
-    """
-    c, agent = prepared.config, prepared.agent
-    schedule = prepared.schedule
-    if c.algo == "ppo":
-        hp = agent.hyperparams
-        every = int(hp.get("n_steps", 2048)) * agent.n_envs
-        steps = int(hp.get("n_epochs", 10)) * math.ceil(every / int(hp.get("batch_size", 64)))
-    else:
-        every = int(agent.hyperparams.get("train_freq", 4)) * agent.n_envs
-        gradient_steps = int(agent.hyperparams.get("gradient_steps", 1))
-        steps = gradient_steps if gradient_steps > 0 else every
-    grid = [schedule(1 - i / 1000) for i in range(1001)]  # plus the exact bounds the schedule names
-    grid += [getattr(schedule, a) for a in ("base_lr", "max_lr", "min_lr") if hasattr(schedule, a)]
-    lo, hi = min(grid), max(grid)
-    state = {"T": -1, "k": 0}
-
-    def hook(optimizer: Any, args: Any, kwargs: Any) -> None:
-        t_update = model.num_timesteps
-        if t_update != state["T"]:
-            state["T"], state["k"] = t_update, 0
-        total = model._total_timesteps or c.timesteps
-        if c.lr_per_step:
-            t = t_update + min(state["k"] / steps, 1.0) * every
-            lr = schedule(1 - t / total)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            if writer is not None and state["k"] * every % steps == 0:  # whole timesteps only
-                writer.add_scalar(LR_STEP_TAG, lr, int(t))
-        if c.cycle_momentum:
-            low, high = c.cycle_momentum
-            lr = optimizer.param_groups[0]["lr"]
-            w = 0.0 if hi == lo else min(1.0, max(0.0, (lr - lo) / (hi - lo)))
-            momentum = high - (high - low) * w
-            for group in optimizer.param_groups:
-                if "betas" in group:
-                    group["betas"] = (momentum, group["betas"][1])
-                elif "momentum" in group:
-                    group["momentum"] = momentum
-            if writer is not None and state["k"] == 0:
-                writer.add_scalar(MOMENTUM_TAG, momentum, t_update)
-        state["k"] += 1
-
-    return model.policy.optimizer.register_step_pre_hook(hook)
-
-
 def buffer_gb(prepared: PreparedRun) -> float:
     """Memory of the run's experience buffer: DQN's replay buffer (obs and next_obs unless
     ``optimize_memory_usage``; ~0.56 GB per 10k Atari transitions), PPO's rollout buffer."""
     obs_bytes = 84 * 84 * 4 if prepared.family == "atari" else 4 * 400
     hp = prepared.agent.hyperparams
     if prepared.config.algo == "dqn":
-        transitions = min(int(hp.get("buffer_size", 1_000_000)), prepared.config.timesteps)
+        transitions = min(int(hp["buffer_size"]), prepared.config.timesteps)
         return transitions * obs_bytes * (1 if hp.get("optimize_memory_usage") else 2) / 1e9
-    return int(hp.get("n_steps", 2048)) * prepared.agent.n_envs * obs_bytes * 4 / 1e9
+    return prepared.agent.timesteps_per_update() * obs_bytes * 4 / 1e9
 
 
 def _default_checkpoint_every(prepared: PreparedRun) -> int:
@@ -435,15 +379,116 @@ def _default_checkpoint_every(prepared: PreparedRun) -> int:
     return prepared.eval_every if buffer_gb(prepared) < 0.256 else 0
 
 
-def train(prepared: PreparedRun | RunConfig, out: Path | str, *, progress_bar: bool = False,
-          resume: bool = False) -> dict[str, Any]:
-    """Train one run into folder ``out`` and return its ``run.json`` record.
+def _start_state(prepared: PreparedRun, out: Path, resume: bool) -> tuple[dict[str, Any], int | None]:
+    """The loop state to start from: a checkpoint's (resuming) or a fresh one (stale files removed)."""
+    checkpoint = out / "checkpoint"
+    if resume and not checkpoint.exists() and (out / "checkpoint.old" / "state.json").is_file():
+        (out / "checkpoint.old").rename(checkpoint)  # killed between the two renames of a checkpoint
+    if resume and (checkpoint / "state.json").is_file():
+        state = read_json(checkpoint / "state.json")
+        return state, int(state.pop("timesteps"))
+    for stale in ("evaluations.csv", "model.zip", "vecnormalize.pkl"):
+        (out / stale).unlink(missing_ok=True)
+    for event in out.glob("events.out.tfevents.*"):
+        event.unlink()
+    every = _default_checkpoint_every(prepared)
+    return {"rows": [], "next_eval": 0, "checkpoint_every": every, "next_checkpoint": every, "wall_seconds": 0.0}, None
+
+
+def _make_envs(prepared: PreparedRun, stack: ExitStack) -> tuple[Any, Any]:
+    c, agent = prepared.config, prepared.agent
+    kwargs: dict[str, Any] = {"normalize": agent.normalize, "gamma": agent.gamma}
+    if c.vec_env != "sb3":
+        kwargs["vec_env"] = c.vec_env
+    env = make_env(c.env_id, n_envs=agent.n_envs, seed=c.seed, **kwargs)
+    stack.callback(env.close)
+    eval_env = make_env(c.env_id, n_envs=1, seed=c.seed + 10_000, for_eval=True, **kwargs)
+    stack.callback(eval_env.close)
+    return env, eval_env
+
+
+def _make_model(prepared: PreparedRun, out: Path, env: Any, resumed_from: int | None, stack: ExitStack) -> Any:
+    """A fresh model (HParams logged) or the checkpoint's; logging to TensorBoard in ``out``."""
+    from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat
+
+    c, agent = prepared.config, prepared.agent
+    if resumed_from is not None:
+        model = _load_checkpoint(prepared, out / "checkpoint", env)
+    else:
+        model = build_model(agent, env, prepared.schedule, seed=c.seed,
+                            device=resolve_device(c.device, agent.policy), optimizer=c.optimizer)
+    tb = TensorBoardOutputFormat(str(out))
+    stack.callback(tb.close)
+    if resumed_from is not None:  # drop events the interrupted process wrote after its checkpoint
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb.writer.close()
+        tb.writer = SummaryWriter(log_dir=str(out), purge_step=model.num_timesteps + 1)
+    model.set_logger(Logger(folder=str(out), output_formats=[tb]))
+    if c.lr_per_step or c.cycle_momentum:
+        from clr_rl.callbacks import install_step_hook
+
+        install_step_hook(model, prepared, writer=tb.writer)
+    if resumed_from is None:
+        model.logger.record("hparams", HParam(_hparams(prepared), {"eval/final_return": 0.0, "eval/auc": 0.0}),
+                            exclude=("stdout", "log", "json", "csv"))
+        model.logger.dump(0)
+    return model
+
+
+def _learn(prepared: PreparedRun, model: Any, out: Path, eval_env: Any, state: dict[str, Any],
+           progress_bar: bool, resuming: bool) -> bool:
+    """Train to the budget; True when stopped early on request (Ctrl-C, SIGTERM) at a checkpoint."""
+    from clr_rl.callbacks import Interrupt, parameters_finite, trainer_callbacks
+
+    c = prepared.config
+    with Interrupt() as stop:
+        callbacks = trainer_callbacks(
+            env_id=c.env_id, out=out, eval_env=eval_env, state=state, eval_every=prepared.eval_every,
+            episodes=prepared.eval_episodes, per_step_lr=c.lr_per_step, save_replay_buffer=c.algo == "dqn", stop=stop)
+        try:
+            model.learn(c.timesteps - model.num_timesteps, callback=callbacks, reset_num_timesteps=not resuming,
+                        progress_bar=progress_bar)
+        except (Diverged, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # NaN parameters crash the next forward pass (e.g. NaN logits)
+            if not parameters_finite(model):
+                raise Diverged(f"parameters became non-finite ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+            raise
+    return stop.requested and model.num_timesteps < c.timesteps
+
+
+def _finish(prepared: PreparedRun, model: Any, out: Path, state: dict[str, Any], record: RunRecord) -> None:
+    """Final metrics into TensorBoard and the record; the model (and normaliser) saved."""
+    rows = state["rows"]
+    final = rows[-1]
+    area = auc(rows)
+    writer = next(fmt.writer for fmt in model.logger.output_formats if hasattr(fmt, "writer"))
+    writer.add_scalar("eval/final_return", final["mean_return"], model.num_timesteps)
+    writer.add_scalar("eval/auc", area, model.num_timesteps)
+    writer.flush()
+    model.save(out / "model.zip")
+    venv = model.get_vec_normalize_env()
+    if venv is not None:
+        venv.save(str(out / "vecnormalize.pkl"))
+    record.timesteps_done = model.num_timesteps
+    record.device_used = str(model.device)
+    record.wall_seconds = round(state["wall_seconds"], 3)
+    record.final_eval = {k: final[k] for k in ("timesteps", "mean_return", "std_return", "episodes")}
+    record.auc = area
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # before "finished": a finished run never keeps one
+    record.status = Status.FINISHED
+
+
+def train(prepared: PreparedRun, out: Path | str, *, progress_bar: bool = False, resume: bool = False) -> RunRecord:
+    """Train one run into folder ``out`` and return its record (also in ``out/run.json``).
 
     With ``resume=True`` and a checkpoint in ``out``, training continues from it towards the
     same total budget, so the schedule keeps its phase (progress = timesteps / total).
+    Whatever happens, ``run.json`` ends in a final status (see :mod:`clr_rl.record`); an
+    exception is re-raised after it is recorded.
     """
-    if isinstance(prepared, RunConfig):
-        prepared = prepare(prepared)
     out = Path(out)
     check_out_dir(out, resume=resume)
     c = prepared.config
@@ -452,100 +497,20 @@ def train(prepared: PreparedRun | RunConfig, out: Path | str, *, progress_bar: b
 
         torch.set_num_threads(c.threads)
     out.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {
-        "run_id": prepared.run_id(), "status": "running", "config": prepared.resolved(),
-        "versions": _versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
-    }
-    checkpoint = out / "checkpoint"
-    if resume and not checkpoint.exists() and (out / "checkpoint.old" / "state.json").is_file():
-        (out / "checkpoint.old").rename(checkpoint)  # killed between the two renames of _checkpoint
-    resuming = resume and (checkpoint / "state.json").is_file()
-    if resuming:
-        state = read_json(checkpoint / "state.json")
-        record["resumed_from"] = state.pop("timesteps")
-    else:
-        for stale in ("evaluations.csv", "model.zip", "vecnormalize.pkl"):
-            (out / stale).unlink(missing_ok=True)
-        for event in out.glob("events.out.tfevents.*"):
-            event.unlink()
-        every = _default_checkpoint_every(prepared)
-        state = {"rows": [], "next_eval": 0, "checkpoint_every": every, "next_checkpoint": every, "wall_seconds": 0.0}
-    write_json_atomic(out / "run.json", record)
-    write_evaluations(out / "evaluations.csv", state["rows"])
-
-    from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat
-
-    agent = prepared.agent
-    env = make_env(c.env_id, n_envs=agent.n_envs, seed=c.seed, normalize=agent.normalize,
-                   gamma=float(agent.hyperparams.get("gamma", 0.99)))
-    eval_env = make_env(c.env_id, n_envs=1, seed=c.seed + 10_000, normalize=agent.normalize, for_eval=True,
-                        gamma=float(agent.hyperparams.get("gamma", 0.99)))
-    if resuming:
-        model = _load_checkpoint(prepared, checkpoint, env)
-    else:
-        model = build_model(agent, env, prepared.schedule, seed=c.seed,
-                            device=resolve_device(c.device, agent.policy), optimizer=c.optimizer)
-    tb = TensorBoardOutputFormat(str(out))
-    if resuming:  # drop events the interrupted process wrote after its checkpoint
-        from torch.utils.tensorboard import SummaryWriter
-
-        tb.writer.close()
-        tb.writer = SummaryWriter(log_dir=str(out), purge_step=model.num_timesteps + 1)
-    model.set_logger(Logger(folder=str(out), output_formats=[tb]))
-    if c.lr_per_step or c.cycle_momentum:
-        install_step_hook(model, prepared, writer=tb.writer)
-    if not resuming:
-        model.logger.record("hparams", HParam(_hparams(prepared), {"eval/final_return": 0.0, "eval/auc": 0.0}),
-                            exclude=("stdout", "log", "json", "csv"))
-        model.logger.dump(0)
-    try:
-        with _Interrupt() as stop:
-            callback = _make_callback(prepared, out, eval_env, state, stop)
-            remaining = c.timesteps - model.num_timesteps
-            model.learn(remaining, callback=callback, reset_num_timesteps=not resuming, progress_bar=progress_bar)
-    except BaseException as exc:
-        # Ctrl-C, or the process being shut down (a Ray worker killed with its driver raises SystemExit):
-        # resumable from the last checkpoint, not a failure of the run
-        stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
-        record.update(status="interrupted" if stopped else "failed", error=repr(exc))
-        import traceback
-
-        record["traceback"] = traceback.format_exc()
-        write_json_atomic(out / "run.json", record)
-        env.close()
-        eval_env.close()
-        raise
-    if stop.requested and model.num_timesteps < c.timesteps:
-        # SB3 takes one more env step before it sees the stop; the run is done to its checkpoint.
-        saved = int(read_json(checkpoint / "state.json")["timesteps"])
-        record.update(status="interrupted", timesteps_done=saved,
-                      wall_seconds=round(state["wall_seconds"], 3))
-        write_json_atomic(out / "run.json", record)
-        tb.close()
-        env.close()
-        eval_env.close()
-        return record
-    rows = state["rows"]
-    final = rows[-1]
-    area = auc(rows)
-    writer = tb.writer
-    writer.add_scalar("eval/final_return", final["mean_return"], model.num_timesteps)
-    writer.add_scalar("eval/auc", area, model.num_timesteps)
-    writer.flush()
-    model.save(out / "model.zip")
-    venv = model.get_vec_normalize_env()
-    if venv is not None:
-        venv.save(str(out / "vecnormalize.pkl"))
-    tb.close()
-    env.close()
-    eval_env.close()
-    record.update(
-        status="finished", timesteps_done=model.num_timesteps, device_used=str(model.device),
-        wall_seconds=round(state["wall_seconds"], 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        final_eval={k: final[k] for k in ("timesteps", "mean_return", "std_return", "episodes")}, auc=area,
-    )
-    shutil.rmtree(checkpoint, ignore_errors=True)  # before "finished": a finished run never keeps one
-    write_json_atomic(out / "run.json", record)
+    state, resumed_from = _start_state(prepared, out, resume)
+    record = RunRecord(run_id=prepared.run_id(), config=prepared.resolved(), versions=versions(), pid=os.getpid(),
+                       resumed_from=resumed_from)
+    with record.lifecycle(out), ExitStack() as stack:
+        write_evaluations(out / "evaluations.csv", state["rows"])
+        env, eval_env = _make_envs(prepared, stack)
+        model = _make_model(prepared, out, env, resumed_from, stack)
+        if _learn(prepared, model, out, eval_env, state, progress_bar, resumed_from is not None):
+            # SB3 takes one more env step before it sees the stop; the run is done to its checkpoint.
+            record.timesteps_done = int(read_json(out / "checkpoint" / "state.json")["timesteps"])
+            record.wall_seconds = round(state["wall_seconds"], 3)
+            record.status = Status.INTERRUPTED
+        else:
+            _finish(prepared, model, out, state, record)
     return record
 
 
@@ -564,14 +529,10 @@ def _load_checkpoint(prepared: PreparedRun, checkpoint: Path, env: Any) -> Any:
     return model
 
 
-def resume(out: Path | str, *, progress_bar: bool = False) -> dict[str, Any]:
+def resume(out: Path | str, *, progress_bar: bool = False) -> RunRecord:
     """Continue an interrupted run in ``out`` from its last checkpoint, to its planned budget."""
     out = Path(out)
-    if not (out / "run.json").is_file():
-        raise ValueError(f"out={str(out)!r} holds no run (run.json missing)")
-    record = read_json(out / "run.json")
-    if record.get("status") == "finished":
-        raise ValueError(f"out={str(out)!r} holds a finished run; nothing to resume")
-    cfg = record["config"]
-    config = RunConfig.from_dict(cfg)
-    return train(prepare(config), out, progress_bar=progress_bar, resume=True)
+    record = RunRecord.read(out)
+    if record.status.complete:
+        raise ConfigError(f"out={str(out)!r} holds a {record.status} run; nothing to resume")
+    return train(prepare(RunConfig.from_dict(record.config)), out, progress_bar=progress_bar, resume=True)
