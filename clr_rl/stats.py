@@ -1,29 +1,77 @@
-"""Statistics for comparing arms, reproducible for a given seed (an explicit ``numpy`` Generator).
+"""Statistics for comparing arms, reproducible for a given seed (explicit ``numpy`` Generators).
 
-Conventions follow Agarwal et al. 2021 (rliable): scores are normalised per env,
-``(score - random) / (reference - random)``; a score matrix has shape
-``(runs, envs)``; confidence intervals come from the *stratified* bootstrap
-(runs resampled with replacement independently within each env), percentile
-method, 95%. Unlike rliable, every random draw comes from the ``rng`` passed in.
+Conventions follow Agarwal et al. 2021 (rliable 1.2.0, ``metrics.py`` / ``library.py``):
+scores are normalised per env, ``(score - random) / (reference - random)``; a score
+matrix has shape ``(runs, envs)``; confidence intervals come from the *stratified*
+bootstrap (runs resampled with replacement independently within each env), percentile
+method. The aggregates are rliable's (:data:`DEFINITIONS` states each one). Unlike
+rliable, every random draw comes from a Generator passed in, and :func:`rng_for` derives
+one independent stream per (report seed, arm, purpose), so one arm's intervals do not
+depend on which other arms exist.
+
+Verdicts (:func:`decide`) test P(improvement) = 0.5 with a stratified permutation test
+(valid at any number of seeds; the percentile bootstrap alone is anti-conservative with
+few seeds), correct for multiplicity with Holm's step-down over every arm compared with
+the baseline, and read equivalence off the bootstrap CI at the arm's adjusted level.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "AGGREGATES",
+    "DEFINITIONS",
+    "Decision",
+    "auc",
     "bootstrap_ci",
+    "decide",
+    "holm_levels",
     "iqm",
     "mean_ci_t",
+    "median",
     "normalize",
     "optimality_gap",
     "performance_profile",
+    "permutation_pvalue",
+    "poi_samples",
     "probability_of_improvement",
+    "rng_for",
+    "seeds_needed",
 ]
+
+DEFINITIONS: dict[str, str] = {
+    "iqm": "interquartile mean: mean of the middle 50% of all runs x envs normalised scores "
+           "(scipy.stats.trim_mean(scores.ravel(), 0.25); rliable)",
+    "median": "median over envs of each env's mean normalised score (rliable's definition)",
+    "mean": "mean of all runs x envs normalised scores (rliable)",
+    "optimality_gap": "1 - mean(min(score, 1)) over all runs x envs: shortfall below the reference "
+                      "(lower is better; rliable, gamma = 1)",
+    "probability_of_improvement": "P(X > Y) + P(X = Y)/2 per env (Mann-Whitney U / (n m)), averaged "
+                                  "over envs (rliable)",
+    "auc": "trapezoid area under the evaluation curve / timesteps covered (a mean return over the run)",
+    "final_return": "the return of the run's last evaluation",
+}
+
+
+def rng_for(seed: int, *keys: str) -> np.random.Generator:
+    """An independent, reproducible stream for ``(seed, *keys)`` (e.g. the report seed and an arm).
+
+    The stream depends only on its own keys (``zlib.crc32`` of each), never on the order in
+    which streams are made or on which other arms exist.
+
+    >>> float(rng_for(0, "arm").random()) == float(rng_for(0, "arm").random())
+    True
+    >>> float(rng_for(0, "arm").random()) == float(rng_for(0, "other").random())
+    False
+    """
+    return np.random.default_rng(np.random.SeedSequence([int(seed), *(zlib.crc32(k.encode()) for k in keys)]))
 
 
 def normalize(score: Any, random_score: float, reference_score: float) -> np.ndarray:
@@ -33,6 +81,25 @@ def normalize(score: Any, random_score: float, reference_score: float) -> np.nda
     0.5
     """
     return (np.asarray(score, dtype=float) - random_score) / (reference_score - random_score)
+
+
+def auc(rows: Sequence[dict[str, float]]) -> float:
+    """Normalised area under the evaluation curve: trapezoid integral / timesteps covered.
+
+    One evaluation: its return; no evaluation: NaN.
+
+    >>> auc([{"timesteps": 0, "mean_return": 0.0}, {"timesteps": 10, "mean_return": 10.0}])
+    5.0
+    """
+    if not rows:
+        return math.nan
+    if len(rows) == 1:
+        return float(rows[0]["mean_return"])
+    area = 0.0
+    for a, b in zip(rows, rows[1:]):
+        area += (b["timesteps"] - a["timesteps"]) * (a["mean_return"] + b["mean_return"]) / 2
+    span = rows[-1]["timesteps"] - rows[0]["timesteps"]
+    return float(area / span) if span > 0 else float(rows[-1]["mean_return"])
 
 
 def iqm(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
@@ -54,8 +121,26 @@ def iqm(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
     return np.asarray(trim_mean(flat, 0.25, axis=-1))
 
 
+def median(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
+    """rliable's median: the median over envs of each env's mean score.
+
+    ``x`` is ``(..., runs, envs)``; ``axis`` (if given) must be the last two axes.
+
+    >>> round(float(median(np.array([[0.2, 1.5], [0.0, 0.9], [0.6, 3.0]]))), 4)  # env means 0.2667, 1.8
+    1.0333
+    """
+    x = np.asarray(x, dtype=float)
+    if axis is not None and tuple(a % x.ndim for a in axis) != (x.ndim - 2, x.ndim - 1):
+        raise ValueError(f"axis={axis} must name the (runs, envs) axes, the last two")
+    return np.asarray(np.median(x.mean(axis=-2), axis=-1))
+
+
+def _mean(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
+    return np.asarray(np.mean(x, axis=axis))
+
+
 def optimality_gap(x: np.ndarray, axis: tuple[int, ...] | None = None, gamma: float = 1.0) -> np.ndarray:
-    """Mean shortfall below ``gamma``: ``mean(max(gamma - x, 0))`` (lower is better).
+    """Mean shortfall below ``gamma``: ``gamma - mean(min(x, gamma))`` (lower is better).
 
     >>> float(optimality_gap(np.array([0.5, 1.5, 0.0])))
     0.5
@@ -63,16 +148,8 @@ def optimality_gap(x: np.ndarray, axis: tuple[int, ...] | None = None, gamma: fl
     return np.asarray(np.mean(np.maximum(gamma - np.asarray(x, dtype=float), 0.0), axis=axis))
 
 
-def _median(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
-    return np.asarray(np.median(x, axis=axis))
-
-
-def _mean(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
-    return np.asarray(np.mean(x, axis=axis))
-
-
 AGGREGATES: dict[str, Callable[..., np.ndarray]] = {
-    "iqm": iqm, "median": _median, "mean": _mean, "optimality_gap": optimality_gap,
+    "iqm": iqm, "median": median, "mean": _mean, "optimality_gap": optimality_gap,
 }
 
 
@@ -83,12 +160,19 @@ def _resample(matrix: np.ndarray, reps: int, rng: np.random.Generator) -> np.nda
     return np.take_along_axis(np.broadcast_to(matrix, (reps, n, m)), idx, axis=1)
 
 
+def _finite(name: str, matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=float)
+    if not np.isfinite(matrix).all():
+        raise ValueError(f"{name} holds non-finite scores: score diverged runs by the report's rule first")
+    return matrix
+
+
 def bootstrap_ci(
     matrix: np.ndarray, statistic: Callable[..., np.ndarray], *, reps: int, rng: np.random.Generator,
     confidence: float = 0.95,
 ) -> tuple[float, float, float]:
     """Point estimate and percentile CI of ``statistic`` over a ``(runs, envs)`` matrix."""
-    matrix = np.asarray(matrix, dtype=float)
+    matrix = _finite("matrix", matrix)
     point = float(statistic(matrix))
     samples = statistic(_resample(matrix, reps, rng), axis=(1, 2))
     alpha = (1 - confidence) / 2
@@ -103,6 +187,12 @@ def _poi(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray((gt + 0.5 * eq).mean(axis=-1))
 
 
+def poi_samples(x: np.ndarray, y: np.ndarray, *, reps: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    """P(X > Y) and its stratified-bootstrap distribution (both arms resampled within each env)."""
+    x, y = _finite("x", x), _finite("y", y)
+    return float(_poi(x, y)), _poi(_resample(x, reps, rng), _resample(y, reps, rng))
+
+
 def probability_of_improvement(
     x: np.ndarray, y: np.ndarray, *, reps: int, rng: np.random.Generator, confidence: float = 0.95
 ) -> tuple[float, float, float]:
@@ -115,19 +205,124 @@ def probability_of_improvement(
     >>> probability_of_improvement(np.array([[2.0], [3.0]]), np.array([[1.0], [2.0]]), reps=10, rng=rng)[0]
     0.875
     """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    point = float(_poi(x, y))
-    samples = _poi(_resample(x, reps, rng), _resample(y, reps, rng))
+    point, samples = poi_samples(x, y, reps=reps, rng=rng)
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(samples, [alpha, 1 - alpha])
     return point, float(lo), float(hi)
+
+
+def permutation_pvalue(x: np.ndarray, y: np.ndarray, *, reps: int, rng: np.random.Generator) -> float:
+    """Two-sided p-value of P(X > Y) = 0.5: arm labels permuted within each env (stratified).
+
+    Valid at any number of runs under the null that both arms' runs are exchangeable in
+    every env; ``p = (1 + #{|P* - 0.5| >= |P - 0.5|}) / (1 + reps)``.
+
+    >>> float(permutation_pvalue(np.ones((3, 1)), np.ones((3, 1)), reps=99, rng=np.random.default_rng(0)))
+    1.0
+    """
+    x, y = _finite("x", x), _finite("y", y)
+    n = x.shape[0]
+    observed = abs(float(_poi(x, y)) - 0.5)
+    pooled = np.concatenate([x, y], axis=0)  # (n + m, envs)
+    order = np.argsort(rng.random((reps, pooled.shape[0], pooled.shape[1])), axis=1)
+    shuffled = np.take_along_axis(np.broadcast_to(pooled, (reps, *pooled.shape)), order, axis=1)
+    stats = np.abs(_poi(shuffled[:, :n], shuffled[:, n:]) - 0.5)
+    return float((1 + np.sum(stats >= observed - 1e-12)) / (1 + reps))
+
+
+def holm_levels(pvalues: dict[str, float], alpha: float = 0.05) -> dict[str, tuple[float, bool]]:
+    """Holm's step-down: ``{name: (adjusted level, rejected)}``.
+
+    The k p-values are sorted ascending; the i-th (0-based) is tested at ``alpha / (k - i)``,
+    and rejected only if every smaller one was (the family-wise error rate stays <= alpha).
+
+    >>> holm_levels({"a": 0.01, "b": 0.04, "c": 0.03})
+    {'a': (0.016666666666666666, True), 'c': (0.025, False), 'b': (0.05, False)}
+    """
+    out: dict[str, tuple[float, bool]] = {}
+    k, going = len(pvalues), True
+    for i, (name, p) in enumerate(sorted(pvalues.items(), key=lambda kv: (kv[1], kv[0]))):
+        level = alpha / (k - i)
+        going = going and p <= level
+        out[name] = (level, going)
+    return out
+
+
+def seeds_needed(samples: np.ndarray, estimate: float, n: int, *, level: float, margin: float,
+                 cap: int = 10_000) -> int | None:
+    """Seeds per env that would make the CI narrow enough to decide, if the estimate holds.
+
+    The bootstrap spread of P(improvement) at the observed ``n`` runs per env is scaled as
+    ``1/sqrt(n)`` (the rate of a U statistic): the CI half-width at level ``level`` is
+    ``z * sd * sqrt(n / N)``. A decision needs it below ``|P - 0.5|`` (BEATS/WORSE) or below
+    ``margin - |P - 0.5|`` (EQUIVALENT); the smaller N wins. None when neither is reachable
+    (the estimate sits on the margin) or above ``cap``.
+
+    >>> seeds_needed(np.array([0.4, 0.6] * 50), 0.5, 5, level=0.05, margin=0.1)
+    20
+    """
+    from scipy.stats import norm
+
+    sd = float(np.std(samples))
+    d = abs(estimate - 0.5)
+    if sd == 0:
+        return None
+    z = float(norm.ppf(1 - level / 2))
+    targets = [t for t in (d, margin - d) if t > 0]
+    if not targets:
+        return None
+    need = min(math.ceil(n * (z * sd / t) ** 2) for t in targets)
+    return need if need <= cap else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verdict on one arm against the baseline (see :func:`decide`)."""
+
+    verdict: str  # BEATS, WORSE, EQUIVALENT, INCONCLUSIVE or NO VERDICT
+    level: float | None  # Holm-adjusted significance level of this arm's test
+    ci: tuple[float, float] | None  # bootstrap CI of P(improvement) at that level
+    reason: str
+
+
+def decide(tests: dict[str, dict[str, Any]], *, alpha: float = 0.05, margin: float = 0.1) -> dict[str, Decision]:
+    """Verdicts for every arm compared with the baseline, Holm-corrected over those arms.
+
+    ``tests[arm]`` holds ``estimate``, ``samples`` (bootstrap distribution of P), ``p_value``
+    (permutation) and ``n`` (seeds per env), or ``skip`` (why there is no verdict). BEATS /
+    WORSE: the permutation test rejects at the Holm level *and* the bootstrap CI at that level
+    excludes 0.5 on the same side; EQUIVALENT: that CI lies inside ``[0.5 - margin, 0.5 + margin]``;
+    INCONCLUSIVE otherwise.
+    """
+    if not 0 < margin < 0.5:
+        raise ValueError(f"margin={margin} must be in (0, 0.5)")
+    live = {a: t for a, t in tests.items() if not t.get("skip")}
+    holm = holm_levels({a: t["p_value"] for a, t in live.items()}, alpha)
+    out: dict[str, Decision] = {a: Decision("NO VERDICT", None, None, t["skip"]) for a, t in tests.items()
+                                if t.get("skip")}
+    going = True  # Holm's step-down: once one arm is not rejected, none after it is
+    for arm in sorted(live, key=lambda a: (live[a]["p_value"], a)):
+        t, (level, rejected) = live[arm], holm[arm]
+        lo, hi = (float(v) for v in np.quantile(t["samples"], [level / 2, 1 - level / 2]))
+        going = going and rejected and (lo > 0.5 or hi < 0.5)
+        if going:
+            verdict, reason = ("BEATS" if lo > 0.5 else "WORSE"), f"CI excludes 0.5, permutation p {t['p_value']:.3g}"
+        elif 0.5 - margin <= lo and hi <= 0.5 + margin:
+            verdict, reason = "EQUIVALENT", f"CI inside [{0.5 - margin:.3g}, {0.5 + margin:.3g}]"
+        else:
+            need = seeds_needed(t["samples"], t["estimate"], t["n"], level=level, margin=margin)
+            verdict = "INCONCLUSIVE"
+            reason = (f"about {need} seeds per env would decide, if the estimate holds" if need
+                      else "the estimate sits on the equivalence margin: no number of seeds is predicted to decide")
+        out[arm] = Decision(verdict, level, (lo, hi), reason)
+    return {a: out[a] for a in tests}
 
 
 def performance_profile(
     matrix: np.ndarray, taus: np.ndarray, *, reps: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fraction of runs with normalised score > tau, for each tau, with a bootstrap CI band."""
-    matrix = np.asarray(matrix, dtype=float)
+    matrix = _finite("matrix", matrix)
     point = (matrix[..., None] > taus).mean(axis=(0, 1))
     samples = (_resample(matrix, reps, rng)[..., None] > taus).mean(axis=(1, 2))
     lo, hi = np.quantile(samples, [0.025, 0.975], axis=0)

@@ -110,7 +110,12 @@ def test_median_mean_and_optimality_gap_of_a_known_matrix() -> None:
     # values 0, 0.2, 0.6, 0.9, 1.5, 3.0
     matrix = np.array([[0.2, 1.5], [0.0, 0.9], [0.6, 3.0]])
     agg = stats.AGGREGATES
-    assert float(agg["median"](matrix)) == pytest.approx(0.75)  # (0.6 + 0.9) / 2
+    # rliable's median: median over envs of each env's mean (0.8/3 and 5.4/3) -> 3.1/3 = 1.0333,
+    # not the median of all six values (0.75)
+    assert float(agg["median"](matrix)) == pytest.approx(3.1 / 3)
+    np.testing.assert_allclose(agg["median"](np.stack([matrix, matrix + 1]), axis=(1, 2)), [3.1 / 3, 6.1 / 3])
+    # three envs: env means 1, 5, 2 -> median 2 (the median of all values would be 2.5)
+    assert float(agg["median"](np.array([[0.0, 4.0, 2.0], [2.0, 6.0, 2.0]]))) == pytest.approx(2.0)
     assert float(agg["mean"](matrix)) == pytest.approx(6.2 / 6)
     # gap below 1: 1-0.2, 1-0, 1-0.6, 1-0.9, 0, 0 -> 2.3 / 6
     assert float(agg["optimality_gap"](matrix)) == pytest.approx(2.3 / 6)
@@ -293,7 +298,7 @@ def test_report_files_and_figures(batch: Path, built: dict[str, Any]) -> None:
     # every image report.md links to exists, and every PNG is linked
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", built["md"])
     assert sorted(linked) == pngs
-    assert "wrote" in built["proc"].stdout and "12/12 runs finished; baseline fixed" in built["proc"].stdout
+    assert "wrote" in built["proc"].stdout and "12/12 runs complete; baseline fixed" in built["proc"].stdout
 
 
 def test_report_per_env_tables_match_stats_and_run_folders(batch: Path, built: dict[str, Any]) -> None:
@@ -315,7 +320,7 @@ def test_report_per_env_tables_match_stats_and_run_folders(batch: Path, built: d
             assert a["seeds_done"] == a["seeds_planned"] == 3
             assert row[1] == f"`{records[env, arm, 0]['config']['schedule']}`"
             assert row[2] == "3/3"
-            assert row[3] == f"{np.mean(finals):.2f} ± {np.std(finals, ddof=1):.2f}"
+            assert row[3] == f"{np.mean(finals):.4g} ± {np.std(finals, ddof=1):.4g}"  # 4 significant digits
             assert a["final_return"]["mean"] == pytest.approx(np.mean(finals))
             if np.std(finals) > 0:
                 lo, hi = sps.t.interval(0.95, df=2, loc=np.mean(finals), scale=sps.sem(finals))
@@ -354,25 +359,26 @@ def test_report_aggregates_and_improvement_recomputed_from_run_folders(batch: Pa
         assert agg["runs_per_env"] == 3
         assert agg["iqm"]["estimate"] == pytest.approx(float(stats.iqm(m)), rel=1e-9)
         assert agg["iqm"]["estimate"] == pytest.approx(float(trim_mean(m.reshape(-1), 0.25)), rel=1e-9)
-        assert agg["median"]["estimate"] == pytest.approx(float(np.median(m)), rel=1e-9, abs=1e-12)
+        assert agg["median"]["estimate"] == pytest.approx(float(np.median(m.mean(axis=0))), rel=1e-9, abs=1e-12)
+        assert agg["seeds"] == list(SEEDS)
         assert agg["mean"]["estimate"] == pytest.approx(float(m.mean()), rel=1e-9, abs=1e-12)
         assert agg["optimality_gap"]["estimate"] == pytest.approx(float(np.maximum(1 - m, 0).mean()), rel=1e-9)
         for name in ("iqm", "median", "mean", "optimality_gap"):
             assert agg[name]["ci_low"] <= agg[name]["ci_high"]
     x, y = normalised("around"), normalised("fixed")
     expected = np.mean([mannwhitneyu(x[:, j], y[:, j], method="asymptotic").statistic / 9 for j in range(2)])
-    poi = st["probability_of_improvement"]["around"]
+    poi = st["comparisons"]["around"]
     assert poi["estimate"] == pytest.approx(expected, abs=1e-12)
     assert 0.0 <= poi["ci_low"] <= poi["ci_high"] <= 1.0
     # the aggregates table in report.md shows the same numbers
     header, rows = _table(_section(built["md"], "## Aggregates over envs (normalised final return)"))
-    assert header == ["arm", "IQM", "median", "mean", "optimality gap", "runs/env"]
+    assert header == ["arm", "IQM", "median", "mean", "optimality gap", "runs/env", "seeds entered"]
     by_arm = {r[0]: r for r in rows}
     assert sorted(by_arm) == sorted(ARMS)
     for arm in ARMS:
         a = st["aggregates"][arm]["iqm"]
-        assert by_arm[arm][1] == f"{a['estimate']:.3f} [{a['ci_low']:.3f}, {a['ci_high']:.3f}]"
-        assert by_arm[arm][5] == "3"
+        assert by_arm[arm][1] == f"{a['estimate']:.3g} [{a['ci_low']:.3g}, {a['ci_high']:.3g}]"
+        assert by_arm[arm][5] == "3" and by_arm[arm][6] == "0, 1, 2"
 
 
 def test_report_verdicts_and_baseline_provenance(built: dict[str, Any]) -> None:
@@ -380,10 +386,20 @@ def test_report_verdicts_and_baseline_provenance(built: dict[str, Any]) -> None:
     verdicts = [ln for ln in _section(md, "## Verdict against the baseline").splitlines() if ln.startswith("- ")]
     assert len(verdicts) == len(ARMS) - 1  # one per non-baseline arm
     line = verdicts[0]
-    poi = st["probability_of_improvement"]["around"]
-    word = "BEATS" if poi["ci_low"] > 0.5 else "is WORSE than" if poi["ci_high"] < 0.5 else "MATCHES"
-    assert line.startswith(f"- around {word} fixed: P(improvement) {poi['estimate']:.2f} "
-                           f"[{poi['ci_low']:.2f}, {poi['ci_high']:.2f}]"), line
+    c = st["comparisons"]["around"]
+    # 1 arm compared: Holm leaves the level at 0.05; the verdict is one of the four outcomes
+    assert c["holm_level"] == 0.05 and c["seeds"] == list(SEEDS)
+    assert c["verdict"] in ("BEATS", "WORSE", "EQUIVALENT", "INCONCLUSIVE")
+    lo, hi = c["decision_ci"]
+    if c["verdict"] == "BEATS":
+        assert lo > 0.5 and c["p_value"] <= 0.05
+    elif c["verdict"] == "WORSE":
+        assert hi < 0.5 and c["p_value"] <= 0.05
+    elif c["verdict"] == "EQUIVALENT":
+        assert 0.4 <= lo and hi <= 0.6
+    assert line.startswith(f"- around {c['verdict']} against fixed: P(improvement) {c['estimate']:.2f}, "
+                           f"95% CI [{lo:.2f}, {hi:.2f}] at the Holm-adjusted level 0.05"), line
+    assert "correction: Holm (step-down)" in md
     assert line[2:] == st["verdicts"]["around"]
     assert f"  {st['verdicts']['around']}" in built["proc"].stdout.splitlines()
     # provenance: the tuned LR of each env, as agents/ppo.toml states it
@@ -410,18 +426,17 @@ def test_report_is_reproducible_for_a_seed(batch: Path, built: dict[str, Any]) -
     assert (batch / "report" / "stats.json").read_bytes() == built["stats_bytes"]
     assert (batch / "report" / "report.md").read_text() == built["md"]
     resolved, runs = collect(batch)
-    s3 = compute_stats(resolved, runs, baseline="fixed", reps=2000, seed=3)
+    s3 = compute_stats(resolved, runs, baseline="fixed", reps=2000, seed=3, out=batch)
     assert (json.dumps(s3, indent=2, sort_keys=True) + "\n").encode() == built["stats_bytes"]
-    s4 = compute_stats(resolved, runs, baseline="fixed", reps=2000, seed=4)
+    s4 = compute_stats(resolved, runs, baseline="fixed", reps=2000, seed=4, out=batch)
     assert s4["bootstrap"]["seed"] == 4
     assert s4["per_env"] == s3["per_env"]  # Student-t over seeds: no randomness
     for arm in ARMS:
         for name in ("iqm", "median", "mean", "optimality_gap"):
             assert s4["aggregates"][arm][name]["estimate"] == s3["aggregates"][arm][name]["estimate"]
-        assert s4["performance_profiles"][arm]["fraction"] == s3["performance_profiles"][arm]["fraction"]
-        assert s4["sample_efficiency"][arm]["iqm"] == s3["sample_efficiency"][arm]["iqm"]
-    assert s4["probability_of_improvement"]["around"]["estimate"] == s3["probability_of_improvement"]["around"][
-        "estimate"]
+        assert s4["performance_profiles"][arm]["point"] == s3["performance_profiles"][arm]["point"]
+        assert s4["sample_efficiency"][arm]["point"] == s3["sample_efficiency"][arm]["point"]
+    assert s4["comparisons"]["around"]["estimate"] == s3["comparisons"]["around"]["estimate"]
     bands = [(s[k][arm]["ci_low"], s[k][arm]["ci_high"]) for s in (s3, s4) for arm in ARMS
              for k in ("performance_profiles", "sample_efficiency")]
     assert bands[: len(bands) // 2] != bands[len(bands) // 2:]
@@ -440,15 +455,15 @@ def test_report_with_missing_and_failed_runs(batch: Path, tmp_path: Path, capsys
                                   "error": "the worker process died (killed, or out of memory)"}))
     assert report(copy, seed=3, reps=200) == 0
     out = capsys.readouterr().out
-    assert "10/12 runs finished; baseline fixed" in out
+    assert "10/12 runs complete; baseline fixed" in out
     st = json.loads((copy / "report" / "stats.json").read_text())
     md = (copy / "report" / "report.md").read_text()
     assert st["missing"] == [{"folder": "runs/CartPole-v1/fixed/seed2", "status": "failed"},
-                             {"folder": "runs/Acrobot-v1/around/seed1", "status": "not started"}]
+                             {"folder": "runs/Acrobot-v1/around/seed1", "status": "not_started"}]
     missing = _section(md, "## Missing runs")
-    assert "2 planned run(s) are not finished" in missing
+    assert "2 planned run(s) are not complete" in missing
     assert "- runs/CartPole-v1/fixed/seed2: failed" in missing
-    assert "- runs/Acrobot-v1/around/seed1: not started" in missing
+    assert "- runs/Acrobot-v1/around/seed1: not_started" in missing
     records = _records(batch)
     for env, arm, gone in (("CartPole-v1", "fixed", 2), ("Acrobot-v1", "around", 1)):
         a = st["per_env"][env]["arms"][arm]
@@ -457,8 +472,13 @@ def test_report_with_missing_and_failed_runs(batch: Path, tmp_path: Path, capsys
                                                  for s in SEEDS if s != gone]
         _, rows = _table(_section(md, f"### {env}"))
         assert {r[0]: r[2] for r in rows}[arm] == "2/3"
+    # balanced by seed id: each arm's aggregates use the seeds complete in every env
+    assert st["aggregates"]["fixed"]["seeds"] == [0, 1] and st["aggregates"]["around"]["seeds"] == [0, 2]
     for arm in ARMS:
-        assert st["aggregates"][arm]["runs_per_env"] == 2  # the fewest finished runs of any env
+        assert st["aggregates"][arm]["runs_per_env"] == 2
+    # the comparison uses the seeds complete in every env for both arms: only seed 0 -> no verdict
+    assert st["comparisons"]["around"]["seeds"] == [0]
+    assert st["comparisons"]["around"]["verdict"] == "NO VERDICT"
     assert st["per_env"]["CartPole-v1"]["arms"]["around"]["seeds_done"] == 3
     assert set(st["verdicts"]) == {"around"}
     # the baseline provenance still comes from a finished run's record
@@ -479,18 +499,20 @@ def test_report_with_an_arm_that_has_no_finished_run_in_an_env(batch: Path, tmp_
     st = json.loads((copy / "report" / "stats.json").read_text())
     md = (copy / "report" / "report.md").read_text()
     assert st["aggregates"]["around"] is None
-    assert st["verdicts"]["around"] == "around: not enough finished runs to compare with fixed"
-    assert "- around: not enough finished runs to compare with fixed" in md
+    text = ("around: NO VERDICT against fixed: only 0 seed(s) complete in every env for both arms; "
+            "a verdict needs at least 3")
+    assert st["verdicts"]["around"] == text
+    assert f"- {text}" in md
     _, rows = _table(_section(md, "### Acrobot-v1"))
     around = {r[0]: r for r in rows}["around"]
     assert around[2] == "0/3" and around[3] == "n/a ± n/a"
 
 
 def test_report_bad_input_exits_2(batch: Path, tmp_path: Path) -> None:
-    _one_line_error(_run("report", batch, "--baseline", "nope", cwd=tmp_path), "--baseline='nope'", "fixed, around")
+    _one_line_error(_run("report", batch, "--baseline", "nope", cwd=tmp_path), "baseline='nope'", "fixed, around")
     (tmp_path / "not_a_batch").mkdir()
     _one_line_error(_run("report", tmp_path / "not_a_batch", cwd=tmp_path), "not a batch folder")
-    _one_line_error(_run("report", batch, "--reps", "5", cwd=tmp_path), "--reps=5")
+    _one_line_error(_run("report", batch, "--reps", "5", cwd=tmp_path), "reps=5")
 
 
 # ============================================================================ TensorBoard
