@@ -1,0 +1,486 @@
+"""The return-vs-budget tradeoff curve from one run (Portes et al. 2022): ``clr-rl tradeoff``.
+
+Portes, Blalock, Stephenson, Frankle, "Fast Benchmarking of Accuracy vs. Training Time with
+Cyclic Learning Rates" (arXiv 2206.00832) train once with cosine annealing with warm restarts
+whose cycles grow by ``t_mult`` (their runs: Composer's ``CosineAnnealingWarmRestartsScheduler``,
+``T0`` epochs, ``Tmult = 2``, LR annealed to its minimum at every trough and restarted at its
+maximum) and read one point of the accuracy-vs-budget curve at each trough. This module does
+the same for RL with :class:`clr_rl.schedules.CosineRestarts`: cycle ``i`` (from 0) lasts
+``c0 * t_mult ** i``, so with ``K`` cycles over ``T`` timesteps ``c0 = T (m - 1) / (m^K - 1)``
+and cycle ``k`` ends at ``e_k = c0 (m^k - 1) / (m - 1)`` (``m = 2``: ``c0 = T / (2^K - 1)``,
+``e_k = c0 (2^k - 1)``).
+
+Rounding to LR updates (SB3 sets the LR once per update: PPO every ``n_steps * n_envs``
+timesteps, DQN every ``train_freq * n_envs``): for an integer ``t_mult`` the first cycle is
+rounded to the nearest whole number ``u`` of updates (``c0 = u U``) and the run's length becomes
+``c0 (m^K - 1) / (m - 1)``, so every trough falls exactly on an update boundary; for a
+fractional ``t_mult`` the run is rounded to whole updates and each budget is the first update
+boundary at or after its trough. Both numbers (asked and used) are in ``tradeoff.json``.
+
+What each point measures: the runner evaluates when the step counter reaches the budget, which
+is before SB3's update on the rollout that ends there. The policy evaluated at budget ``B`` has
+therefore learnt from every update up to ``B - U`` (all of them inside the cycle that ends at
+``B``, the last one near the trough); the separate runs of ``validate`` are evaluated the same
+way, so both approaches drop the same last update.
+
+``validate=True`` trains, for each budget ``B``, separate runs from scratch with one cosine
+cycle over ``B`` (the same LR bounds) and reports the gap single - separate per budget. The
+first budget's separate run has the same seed and, up to that budget, the same LR at every
+update as the single run: its gap is zero by construction, so the summary also gives the mean
+absolute gap over the other budgets.
+
+Example:
+    >>> p = plan_tradeoff("ppo", "CartPole-v1", 32768, 4)
+    >>> p.update_every, p.first_cycle_timesteps, p.timesteps, p.budgets
+    (256, 2304.0, 34560, (2304, 6912, 16128, 34560))
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clr_rl.schedules import CosineRestarts
+
+__all__ = ["TradeoffPlan", "gap_stats", "plan_tradeoff", "tradeoff"]
+
+SINGLE_ARM = "restarts"
+CSV_COLUMNS = ("approach", "cycle", "budget", "eval_timesteps", "seeds", "mean_return", "std_return", "ci_low",
+               "ci_high", "mean_normalised", "ci_low_normalised", "ci_high_normalised", "per_seed")
+GAP_COLUMNS = ("cycle", "budget", "seeds", "gap_return", "gap_normalised", "ci_low_normalised",
+               "ci_high_normalised", "identical_by_construction")
+
+
+def _anneal_arm(budget: int) -> str:
+    return f"anneal{budget}"
+
+
+@dataclass(frozen=True)
+class TradeoffPlan:
+    """Where the cycles and budgets of a tradeoff run fall, in timesteps (no training yet)."""
+
+    algo: str
+    env_id: str
+    requested_timesteps: int
+    timesteps: int  # the single run's length as trained
+    cycles: int
+    t_mult: float
+    update_every: int  # timesteps between two LR updates
+    update_how: str
+    first_cycle_timesteps: float
+    cycle_ends: tuple[float, ...]  # the schedule's troughs
+    budgets: tuple[int, ...]  # evaluation points: the first LR-update boundary at or after each trough
+    eval_every: int
+    schedule: CosineRestarts
+    lr_provenance: str
+    overrides: dict[str, Any]
+
+    def anneal_schedule(self) -> CosineRestarts:
+        """The separate runs' schedule: one cosine cycle from max_lr to min_lr over the run."""
+        return CosineRestarts(min_lr=self.schedule.min_lr, max_lr=self.schedule.max_lr, cycles=1)
+
+    def compute(self) -> dict[str, Any]:
+        """Timesteps per seed of each approach: one run of T vs one run per budget."""
+        separate = sum(self.budgets)
+        return {"single_timesteps_per_seed": self.timesteps, "separate_timesteps_per_seed": separate,
+                "separate_over_single": separate / self.timesteps}
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    return value
+
+
+def _max_lr(max_lr: float | str, tuned_lr: float, tuned_source: str) -> tuple[float, str]:
+    if max_lr == "tuned":
+        return float(tuned_lr), f"max_lr {tuned_lr:g} = the env's tuned fixed LR ({tuned_source})"
+    if isinstance(max_lr, bool) or not isinstance(max_lr, (int, float)) or not math.isfinite(max_lr) or max_lr <= 0:
+        raise ValueError(f"max_lr={max_lr!r} must be a number > 0 or 'tuned'")
+    return float(max_lr), f"max_lr {max_lr:g} given by the user"
+
+
+def plan_tradeoff(algo: str, env_id: str, timesteps: int, cycles: int, *, t_mult: float = 2.0,
+                  min_lr_fraction: float = 0.0, max_lr: float | str = "tuned",
+                  overrides: dict[str, Any] | None = None) -> TradeoffPlan:
+    """Validate a tradeoff request and place its cycles and budgets on LR-update boundaries.
+
+    Raises ValueError for ``cycles < 2``, ``t_mult <= 1``, a first cycle shorter than two LR
+    updates, and bad LR bounds. ``min_lr = min_lr_fraction * max_lr`` (default 0: Composer's
+    ``alpha_f`` default, and the Zoo's ``lin_`` schedules also end at 0).
+    """
+    from clr_rl.agents import agent_config
+    from clr_rl.envs import env_family
+
+    if algo not in ("ppo", "dqn"):
+        raise ValueError(f"algo={algo!r} must be ppo or dqn")
+    _int("timesteps", timesteps, 1)
+    if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 2:
+        raise ValueError(f"cycles={cycles!r} must be an integer >= 2 (one cycle gives a single budget point)")
+    if isinstance(t_mult, bool) or not isinstance(t_mult, (int, float)) or not math.isfinite(t_mult) or t_mult <= 1:
+        raise ValueError(f"t_mult={t_mult!r} must be a number > 1 (each cycle longer than the last; "
+                         "t_mult = 1 gives equal cycles, not a tradeoff curve)")
+    if (isinstance(min_lr_fraction, bool) or not isinstance(min_lr_fraction, (int, float))
+            or not 0.0 <= min_lr_fraction < 1.0):
+        raise ValueError(f"min_lr_fraction={min_lr_fraction!r} must be in [0, 1)")
+    agent = agent_config(algo, env_id, env_family(env_id), dict(overrides or {}))
+    top, provenance = _max_lr(max_lr, agent.tuned_lr, agent.tuned_lr_source)
+    m = float(t_mult)
+    u, how = agent.lr_update_every()
+    first = timesteps * (m - 1.0) / (m**cycles - 1.0)
+    if first < 2 * u:
+        raise ValueError(
+            f"the first cycle of timesteps={timesteps} with cycles={cycles}, t_mult={t_mult:g} spans "
+            f"{first:.0f} timesteps, fewer than 2 LR updates (2 x {u} = {2 * u}; SB3 sets the LR once every "
+            f"{u} timesteps: {how}); use fewer cycles, a smaller t_mult or more timesteps")
+    if m.is_integer():
+        c0 = max(2, round(first / u)) * u
+        total = c0 * (int(m) ** cycles - 1) // (int(m) - 1)
+    else:
+        total = max(1, round(timesteps / u)) * u
+    schedule = CosineRestarts(min_lr=min_lr_fraction * top, max_lr=top, cycles=cycles, t_mult=m)
+    c0_exact = total * schedule.first_cycle_fraction()
+    ends = tuple(c0_exact * (m**k - 1.0) / (m - 1.0) for k in range(1, cycles + 1))
+    budgets = (*(min(total, math.ceil(e / u - 1e-9) * u) for e in ends[:-1]), total)
+    if len(set(budgets)) != len(budgets):
+        raise ValueError(f"cycles={cycles}, t_mult={t_mult:g}: two cycle ends fall between the same LR updates "
+                         f"(every {u} timesteps); use more timesteps or fewer cycles")
+    eval_every = budgets[0]
+    for b in budgets[1:]:
+        eval_every = math.gcd(eval_every, b)
+    if min_lr_fraction:
+        provenance += f"; min_lr = {min_lr_fraction:g} x max_lr"
+    else:
+        provenance += "; min_lr 0 (cosine to zero at every trough)"
+    return TradeoffPlan(
+        algo=algo, env_id=env_id, requested_timesteps=timesteps, timesteps=total, cycles=cycles, t_mult=m,
+        update_every=u, update_how=how, first_cycle_timesteps=float(c0_exact), cycle_ends=ends, budgets=budgets,
+        eval_every=eval_every, schedule=schedule, lr_provenance=provenance, overrides=dict(overrides or {}))
+
+
+def _planned_runs(plan: TradeoffPlan, seeds: int, validate: bool, eval_episodes: int | None,
+                  device: str) -> list[Any]:
+    from clr_rl.runner import RunConfig, prepare
+    from clr_rl.specs import PlannedRun
+
+    def planned(arm: str, schedule: CosineRestarts, timesteps: int, eval_every: int, seed: int) -> Any:
+        config = RunConfig(algo=plan.algo, env_id=plan.env_id, schedule=schedule, timesteps=timesteps, seed=seed,
+                           device=device, overrides=plan.overrides, eval_every=eval_every,
+                           eval_episodes=eval_episodes, arm=arm, threads=1)
+        return PlannedRun(plan.env_id, arm, seed, f"runs/{plan.env_id}/{arm}/seed{seed}", prepare(config))
+
+    runs = [planned(SINGLE_ARM, plan.schedule, plan.timesteps, plan.eval_every, s) for s in range(seeds)]
+    if validate:  # longest first, so the pool ends on short runs
+        for budget in sorted(plan.budgets, reverse=True):
+            runs += [planned(_anneal_arm(budget), plan.anneal_schedule(), budget, budget, s) for s in range(seeds)]
+    return runs
+
+
+def _finished(out: Path, run: Any) -> dict[str, Any] | None:
+    from clr_rl.store import read_json
+
+    path = out / run.folder / "run.json"
+    if not path.is_file():
+        return None
+    record: dict[str, Any] = read_json(path)
+    return record if record.get("status") == "finished" else None
+
+
+def _at(rows: list[dict[str, float]], budget: int) -> dict[str, float] | None:
+    """The evaluation made when the step counter reached ``budget`` (the first at or after it)."""
+    for row in rows:
+        if row["timesteps"] >= budget:
+            return row
+    return None
+
+
+def gap_stats(single: Any, separate: Any, *, reps: int, seed: int, confidence: float = 0.95) -> dict[str, Any]:
+    """Gap single - separate per budget, paired by seed, with percentile bootstrap CIs.
+
+    ``single`` and ``separate`` are ``(seeds, budgets)`` arrays (seed ``s`` of both approaches
+    share the SB3 seed). One bootstrap replicate resamples seeds with replacement (the same
+    seeds for both approaches) and recomputes every budget's mean gap, their mean absolute
+    value and their mean; ``rng = numpy.random.default_rng(seed)``.
+
+    >>> r = gap_stats([[1.0, 2.0], [3.0, 6.0]], [[1.0, 1.0], [3.0, 3.0]], reps=200, seed=0)
+    >>> r["gap"], r["mean_abs_gap"]["estimate"], r["mean_gap"]["estimate"]
+    ([0.0, 2.0], 1.0, 1.0)
+    """
+    import numpy as np
+
+    a, b = np.asarray(single, dtype=float), np.asarray(separate, dtype=float)
+    if a.shape != b.shape or a.ndim != 2 or a.shape[0] < 1:
+        raise ValueError(f"single {a.shape} and separate {b.shape} must be (seeds, budgets) arrays of one shape")
+    d = a - b
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, d.shape[0], size=(reps, d.shape[0]))
+    boot = d[idx].mean(axis=1)  # (reps, budgets)
+    alpha = (1 - confidence) / 2
+
+    def summary(point: float, samples: Any) -> dict[str, float]:
+        lo, hi = np.quantile(samples, [alpha, 1 - alpha])
+        return {"estimate": float(point), "ci_low": float(lo), "ci_high": float(hi)}
+
+    gap = d.mean(axis=0)
+    lows, highs = np.quantile(boot, [alpha, 1 - alpha], axis=0)
+    out: dict[str, Any] = {
+        "gap": [float(g) for g in gap], "ci_low": [float(v) for v in lows], "ci_high": [float(v) for v in highs],
+        "mean_abs_gap": summary(float(np.abs(gap).mean()), np.abs(boot).mean(axis=1)),
+        "mean_gap": summary(float(gap.mean()), boot.mean(axis=1)),
+    }
+    if d.shape[1] > 1:
+        out["mean_abs_gap_after_first"] = summary(float(np.abs(gap[1:]).mean()), np.abs(boot[:, 1:]).mean(axis=1))
+    return out
+
+
+def _curve_row(approach: str, cycle: int, budget: int, evals: list[dict[str, float]], norm: Any) -> dict[str, Any]:
+    from clr_rl.stats import mean_ci_t
+
+    values = [e["mean_return"] for e in evals]
+    mean, std, lo, hi = mean_ci_t(values)
+    n_mean, _, n_lo, n_hi = mean_ci_t([norm(v) for v in values])
+    stamps = sorted({int(e["timesteps"]) for e in evals})
+    return {"approach": approach, "cycle": cycle, "budget": budget,
+            "eval_timesteps": "/".join(str(t) for t in stamps), "seeds": len(values), "mean_return": mean,
+            "std_return": std, "ci_low": lo, "ci_high": hi, "mean_normalised": n_mean, "ci_low_normalised": n_lo,
+            "ci_high_normalised": n_hi, "per_seed": ";".join(f"{v:g}" for v in values)}
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    from clr_rl.store import write_text_atomic
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, t_mult: float = 2.0,
+             min_lr_fraction: float = 0.0, max_lr: float | str = "tuned", seeds: int = 3, workers: int | None = None,
+             validate: bool = False, eval_episodes: int | None = None, overrides: dict[str, Any] | None = None,
+             device: str = "auto", reps: int = 10_000, stats_seed: int = 0) -> dict[str, Any]:
+    """Train ``seeds`` runs of one multiplicative cosine-restarts schedule and read the curve off them.
+
+    Writes ``out/tradeoff.csv`` (one row per approach and budget: mean return over seeds, its
+    Student-t 95% CI, the same normalised), ``out/tradeoff.png``, ``out/tradeoff.json`` (plan,
+    compute, per-seed values, summary) and, with ``validate``, ``out/gap.csv``. Runs go through
+    the batch runner (``out/runs/<env>/<arm>/seed<k>``): parallel, and resumable by running the
+    same call again. Returns the ``tradeoff.json`` record.
+    """
+    from clr_rl.batch import execute
+    from clr_rl.envs import env_info
+    from clr_rl.store import check_writable, read_evaluations, write_text_atomic
+
+    out = Path(out)
+    _int("seeds", seeds, 1)
+    if workers is not None:
+        _int("workers", workers, 1)
+    if eval_episodes is not None:
+        _int("eval_episodes", eval_episodes, 1)
+    _int("reps", reps, 100)
+    check_writable(out)
+    plan = plan_tradeoff(algo, env_id, timesteps, cycles, t_mult=t_mult, min_lr_fraction=min_lr_fraction,
+                         max_lr=max_lr, overrides=overrides)
+    runs = _planned_runs(plan, seeds, validate, eval_episodes, device)
+    params = {"algo": algo, "env_id": env_id, "timesteps": timesteps, "cycles": cycles, "t_mult": t_mult,
+              "min_lr_fraction": min_lr_fraction, "max_lr": max_lr, "seeds": seeds, "validate": validate,
+              "eval_episodes": eval_episodes, "overrides": dict(overrides or {})}
+    arms = 1 + (len(plan.budgets) if validate else 0)
+    meta = {"name": f"tradeoff-{algo}-{env_id}".replace("/", "_"), "baseline": None,
+            "spec": {"tradeoff": params}, "shape": f"1 env x {arms} arms x {seeds} seeds"}
+    print(f"tradeoff: {plan.schedule} over {plan.timesteps:,} timesteps (asked {timesteps:,}); budgets "
+          f"{', '.join(f'{b:,}' for b in plan.budgets)}; LR updated every {plan.update_every} ({plan.update_how})",
+          flush=True)
+    t0 = time.time()
+    status = execute(runs, out, meta=meta, workers=workers, quiet=True)
+    elapsed = time.time() - t0
+
+    info = env_info(env_id)
+    if info is not None:
+        lo_ref, hi_ref = info.random_score, info.reference_score
+
+        def norm(x: float) -> float:
+            return (x - lo_ref) / (hi_ref - lo_ref)
+
+        norm_note = f"(return - {lo_ref:g}) / ({hi_ref:g} - {lo_ref:g}): random and reference scores of envs/"
+    else:
+        def norm(x: float) -> float:
+            return x
+
+        norm_note = "no reference scores for this env: 'normalised' values are raw returns"
+
+    by_arm: dict[str, dict[int, tuple[dict[str, Any], list[dict[str, float]]]]] = {}
+    for run in runs:
+        record = _finished(out, run)
+        if record is not None:
+            by_arm.setdefault(run.arm, {})[run.seed] = (record, read_evaluations(out / run.folder / "evaluations.csv"))
+    single = by_arm.get(SINGLE_ARM, {})
+    if not single:
+        raise ValueError(f"no single run finished in {out}; see run.json in {out / 'runs'} for the errors")
+
+    rows: list[dict[str, Any]] = []
+    per_seed: dict[str, dict[int, list[float | None]]] = {"single": {}, "separate": {}}
+    for s, (_, evals) in sorted(single.items()):
+        per_seed["single"][s] = [(_at(evals, b) or {}).get("mean_return") for b in plan.budgets]
+    for k, budget in enumerate(plan.budgets):
+        found = [e for e in (_at(ev, budget) for _, ev in single.values()) if e is not None]
+        if found:
+            rows.append(_curve_row("single", k + 1, budget, found, norm))
+    if validate:
+        for k, budget in enumerate(plan.budgets):
+            sep = by_arm.get(_anneal_arm(budget), {})
+            found = []
+            for s, (_, evals) in sorted(sep.items()):
+                e = _at(evals, budget)
+                if e is not None:
+                    found.append(e)
+                    per_seed["separate"].setdefault(s, [None] * len(plan.budgets))[k] = e["mean_return"]
+            if found:
+                rows.append(_curve_row("separate", k + 1, budget, found, norm))
+    _write_csv(out / "tradeoff.csv", CSV_COLUMNS, rows)
+
+    wall_single = [rec.get("wall_seconds", 0.0) for rec, _ in single.values()]
+    compute: dict[str, Any] = {**plan.compute(), "single_wall_seconds_per_seed": sum(wall_single) / len(wall_single),
+                               "elapsed_seconds": round(elapsed, 1)}
+    gaps: dict[str, Any] | None = None
+    if validate:
+        walls: dict[int, float] = {}
+        for budget in plan.budgets:
+            for s, (rec, _) in by_arm.get(_anneal_arm(budget), {}).items():
+                walls[s] = walls.get(s, 0.0) + float(rec.get("wall_seconds", 0.0))
+        if walls:
+            compute["separate_wall_seconds_per_seed"] = sum(walls.values()) / len(walls)
+        paired = [s for s in sorted(per_seed["single"]) if s in per_seed["separate"]
+                  and None not in per_seed["single"][s] and None not in per_seed["separate"][s]]
+        if paired:
+            a = [[norm(v) for v in per_seed["single"][s] if v is not None] for s in paired]
+            b = [[norm(v) for v in per_seed["separate"][s] if v is not None] for s in paired]
+            gaps = gap_stats(a, b, reps=reps, seed=stats_seed)
+            gaps["seeds"] = paired
+            gap_rows = []
+            for k, budget in enumerate(plan.budgets):
+                raw = [(per_seed["single"][s][k] or 0.0) - (per_seed["separate"][s][k] or 0.0) for s in paired]
+                gap_rows.append({"cycle": k + 1, "budget": budget, "seeds": len(paired),
+                                 "gap_return": sum(raw) / len(raw), "gap_normalised": gaps["gap"][k],
+                                 "ci_low_normalised": gaps["ci_low"][k], "ci_high_normalised": gaps["ci_high"][k],
+                                 "identical_by_construction": k == 0})
+            _write_csv(out / "gap.csv", GAP_COLUMNS, gap_rows)
+
+    result: dict[str, Any] = {
+        "params": params,
+        "plan": {"timesteps": plan.timesteps, "requested_timesteps": plan.requested_timesteps,
+                 "cycles": plan.cycles, "t_mult": plan.t_mult, "update_every": plan.update_every,
+                 "update_how": plan.update_how, "first_cycle_timesteps": plan.first_cycle_timesteps,
+                 "cycle_ends": list(plan.cycle_ends), "budgets": list(plan.budgets), "eval_every": plan.eval_every,
+                 "schedule": str(plan.schedule), "anneal_schedule": str(plan.anneal_schedule()),
+                 "lr_provenance": plan.lr_provenance},
+        "normalisation": norm_note,
+        "curve": rows,
+        "per_seed": {k: {str(s): v for s, v in d.items()} for k, d in per_seed.items()},
+        "compute": compute,
+        "gap": gaps,
+        "exit_status": status,
+    }
+    write_text_atomic(out / "tradeoff.json", json.dumps(result, indent=2, default=str) + "\n")
+    _plot(out / "tradeoff.png", plan, rows, single, gaps, compute)
+    _print(result)
+    return result
+
+
+def _print(result: dict[str, Any]) -> None:
+    print(f"{'approach':<9} {'cycle':>5} {'budget':>9} {'seeds':>5} {'mean return':>12} {'95% CI':>20}")
+    for r in result["curve"]:
+        print(f"{r['approach']:<9} {r['cycle']:>5} {r['budget']:>9,} {r['seeds']:>5} {r['mean_return']:>12.2f} "
+              f"{'[' + format(r['ci_low'], '.1f') + ', ' + format(r['ci_high'], '.1f') + ']':>20}")
+    c = result["compute"]
+    line = f"compute per seed: single run {c['single_timesteps_per_seed']:,} timesteps"
+    if result["params"]["validate"]:
+        line += (f", separate runs {c['separate_timesteps_per_seed']:,} "
+                 f"({c['separate_over_single']:.2f}x the single run)")
+    print(line)
+    g = result.get("gap")
+    if g:
+        m = g["mean_abs_gap"]
+        print(f"mean |gap| in normalised return (single - separate): {m['estimate']:.3f} "
+              f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]" + (
+                  f"; without the first budget (identical by construction): "
+                  f"{g['mean_abs_gap_after_first']['estimate']:.3f} [{g['mean_abs_gap_after_first']['ci_low']:.3f}, "
+                  f"{g['mean_abs_gap_after_first']['ci_high']:.3f}]" if "mean_abs_gap_after_first" in g else ""))
+    if result["exit_status"]:
+        print("some runs did not finish; see run.json in their folders (the curve uses the finished ones)")
+
+
+def _plot(path: Path, plan: TradeoffPlan, rows: list[dict[str, Any]], single: dict[int, Any],
+          gaps: dict[str, Any] | None, compute: dict[str, Any]) -> None:
+    import numpy as np
+
+    from clr_rl.plots import _pyplot
+
+    plt = _pyplot()
+    panels = 3 if gaps else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(8, 2.6 * panels + 1.2), dpi=100, sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1.3, 1.3][:panels]})
+    ax = axes[0]
+    # the whole single-run curve (mean over seeds at every evaluation), faint
+    curves = [ev for _, ev in single.values()]
+    ts = sorted({e["timesteps"] for ev in curves for e in ev if e["timesteps"] > 0})
+    if ts:
+        ys = np.array([np.interp(ts, [e["timesteps"] for e in ev], [e["mean_return"] for e in ev]) for ev in curves])
+        ax.plot(ts, ys.mean(axis=0), color="tab:blue", lw=0.8, alpha=0.45, label="single run, every evaluation")
+    for approach, color, marker, label in (("single", "tab:blue", "o", "single run: end of each cycle"),
+                                           ("separate", "tab:orange", "s", "separate runs, one cosine each")):
+        pts = [r for r in rows if r["approach"] == approach]
+        if not pts:
+            continue
+        x = np.array([r["budget"] for r in pts], dtype=float)
+        y = np.array([r["mean_return"] for r in pts])
+        lo = np.array([r["ci_low"] if math.isfinite(r["ci_low"]) else r["mean_return"] for r in pts])
+        hi = np.array([r["ci_high"] if math.isfinite(r["ci_high"]) else r["mean_return"] for r in pts])
+        ax.errorbar(x, y, yerr=[y - lo, hi - y], color=color, marker=marker, ms=6, lw=1.6, capsize=3,
+                    label=f"{label} (n={max(r['seeds'] for r in pts)})")
+    for a in axes:
+        for b in plan.budgets:
+            a.axvline(b, color="grey", ls=":", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_ylabel("evaluation return\n(mean, 95% CI over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    title = (f"{plan.algo.upper()} {plan.env_id}: return vs budget from one run ({plan.cycles} cycles, "
+             f"t_mult {plan.t_mult:g})\ncompute per seed: single run {compute['single_timesteps_per_seed']:,} "
+             "timesteps")
+    if gaps:
+        title += (f"; separate runs {compute['separate_timesteps_per_seed']:,} "
+                  f"({compute['separate_over_single']:.2f}x)")
+    ax.set_title(title, fontsize=9)
+    if gaps:
+        g = axes[1]
+        x = np.array(plan.budgets, dtype=float)
+        y = np.array(gaps["gap"])
+        g.errorbar(x, y, yerr=[y - np.array(gaps["ci_low"]), np.array(gaps["ci_high"]) - y], color="tab:red",
+                   marker="D", ms=5, capsize=3, lw=1.2)
+        g.axhline(0.0, color="black", lw=0.8)
+        m = gaps["mean_abs_gap"]
+        g.set_ylabel("gap, normalised\n(single - separate)")
+        g.set_title(f"mean |gap| {m['estimate']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] (paired bootstrap, "
+                    "95%); first budget identical by construction", fontsize=8)
+        g.grid(alpha=0.3)
+    lr_ax = axes[-1]
+    grid = np.geomspace(max(1.0, plan.budgets[0] / 8), plan.timesteps, 800)
+    lr_ax.plot(grid, [plan.schedule(1 - t / plan.timesteps) for t in grid], color="tab:blue", lw=1.0,
+               label="single run")
+    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_xlabel("budget (timesteps); dotted: cycle ends")
+    lr_ax.grid(alpha=0.3)
+    lr_ax.set_xticks(list(plan.budgets), [f"{b:,}" for b in plan.budgets])
+    lr_ax.minorticks_off()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
