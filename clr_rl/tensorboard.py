@@ -311,7 +311,8 @@ def _write_arm(folder: Path, env: str, seeds: list[dict[str, Any]], refs: tuple[
     by_step: dict[int, list[float]] = {}
     for run in seeds:
         for row in run["evals"]:
-            by_step.setdefault(int(row["timesteps"]), []).append(float(row["mean_return"]))
+            if math.isfinite(row["mean_return"]):  # never a NaN in a chart (a run that diverged)
+                by_step.setdefault(int(row["timesteps"]), []).append(float(row["mean_return"]))
     folder.mkdir(parents=True, exist_ok=True)
     writer = SummaryWriter(log_dir=str(folder))
     for step in sorted(by_step):
@@ -375,8 +376,10 @@ def _iqm_curve(arm: str, envs: list[str], finished: dict[tuple[str, str], list[d
 def write_aggregates(batch_dir: Path, stats: dict[str, Any] | None = None) -> list[Path]:
     """Write one TensorBoard run per (env, arm) under ``<batch>/runs/aggregate/<env>/<arm>/``.
 
-    Only finished runs count (as in the report). The whole ``runs/aggregate/`` folder is
-    deleted and rewritten each call, never appended. Also writes ``aggregate/all_envs/<arm>``
+    Only finished runs count, and only their finite evaluations (runs that diverged are left
+    out; the report scores them by its own rule, so its numbers can differ where they exist).
+    The whole ``runs/aggregate/`` folder is deleted and rewritten each call, never appended.
+    Also writes ``aggregate/all_envs/<arm>``
     (normalised IQM, when every env has references; from ``stats`` -- the report's
     ``stats.json`` -- when given) and rewrites the ``_layout`` run. Returns the run folders
     written. Raises ValueError if ``batch_dir`` holds no ``spec.resolved.json``.
