@@ -192,6 +192,13 @@ def _finished(out: Path, run: Any) -> dict[str, Any] | None:
     return record if record.get("status") == "finished" else None
 
 
+def _status(out: Path, run: Any) -> str:
+    from clr_rl.store import read_json
+
+    path = out / run.folder / "run.json"
+    return str(read_json(path).get("status", "?")) if path.is_file() else "not started"
+
+
 def _at(rows: list[dict[str, float]], budget: int) -> dict[str, float] | None:
     """The evaluation made when the step counter reached ``budget`` (the first at or after it)."""
     for row in rows:
@@ -317,10 +324,13 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
         norm_note = "no reference scores for this env: 'normalised' values are raw returns"
 
     by_arm: dict[str, dict[int, tuple[dict[str, Any], list[dict[str, float]]]]] = {}
+    left_out: list[dict[str, str]] = []  # failed or diverged runs are not points of either curve
     for run in runs:
         record = _finished(out, run)
         if record is not None:
             by_arm.setdefault(run.arm, {})[run.seed] = (record, read_evaluations(out / run.folder / "evaluations.csv"))
+        else:
+            left_out.append({"folder": run.folder, "status": _status(out, run)})
     single = by_arm.get(SINGLE_ARM, {})
     if not single:
         raise ValueError(f"no single run finished in {out}; see run.json in {out / 'runs'} for the errors")
@@ -386,6 +396,7 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
         "per_seed": {k: {str(s): v for s, v in d.items()} for k, d in per_seed.items()},
         "compute": compute,
         "gap": gaps,
+        "left_out": left_out,
         "exit_status": status,
     }
     write_text_atomic(out / "tradeoff.json", json.dumps(result, indent=2, default=str) + "\n")
@@ -413,8 +424,10 @@ def _print(result: dict[str, Any]) -> None:
                   f"; without the first budget (identical by construction): "
                   f"{g['mean_abs_gap_after_first']['estimate']:.3f} [{g['mean_abs_gap_after_first']['ci_low']:.3f}, "
                   f"{g['mean_abs_gap_after_first']['ci_high']:.3f}]" if "mean_abs_gap_after_first" in g else ""))
-    if result["exit_status"]:
-        print("some runs did not finish; see run.json in their folders (the curve uses the finished ones)")
+    for run in result["left_out"]:
+        print(f"left out: {run['folder']} ({run['status']})")
+    if result["left_out"]:
+        print("the curves use the finished runs only; see run.json in the folders above")
 
 
 def _plot(path: Path, plan: TradeoffPlan, rows: list[dict[str, Any]], single: dict[int, Any],

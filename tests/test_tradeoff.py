@@ -172,7 +172,7 @@ def test_tradeoff_validate_tiny_cartpole(tmp_path: Path, capsys: pytest.CaptureF
     result = tradeoff(algo="ppo", env_id=ENV, timesteps=1536, cycles=2, out=out, seeds=2, workers=2, validate=True,
                       eval_episodes=2, overrides=TINY, device="cpu", reps=500)
     printed = capsys.readouterr().out
-    assert result["plan"]["budgets"] == [512, 1536] and result["exit_status"] == 0
+    assert result["plan"]["budgets"] == [512, 1536] and result["exit_status"] == 0 and result["left_out"] == []
     runs = out / "runs" / ENV
     assert sorted(p.name for p in runs.iterdir()) == ["anneal1536", "anneal512", "restarts"]
 
