@@ -544,14 +544,18 @@ class _PerStep:
             raise ValueError(f"{_name(self)}: total_steps={v!r} must be a positive integer")
 
     def step_index(self, progress_remaining: float) -> int:
-        """Gradient step selected by ``progress_remaining`` (clamped to ``[0, total_steps]``)."""
+        """Gradient step selected by ``progress_remaining``, in ``[0, total_steps - 1]``.
+
+        The end of the run (``p <= 0``, no step of its own) reads as the last step, so a plot
+        or a final log line shows the LR the run ended with.
+        """
         f = elapsed_fraction(progress_remaining)
         if self.total_steps is None:
             raise ValueError(
                 f"{_name(self)}: total_steps is unset; its period is in gradient steps, so it needs the run's "
                 "number of gradient steps (give total_steps=..., or train with lr_per_step, which binds it)"
             )
-        return min(self.total_steps, math.floor(f * self.total_steps + 1e-6))
+        return min(self.total_steps - 1, math.floor(f * self.total_steps + 1e-6))
 
     def at_step(self, step: int) -> float:
         raise NotImplementedError
@@ -726,8 +730,8 @@ class Spike(_PerStep):
     >>> s = Spike(base_lr=1e-3, spike_lr=0.1, period=4, total_steps=8)
     >>> [s.at_step(i) for i in range(8)]
     [0.1, 0.001, 0.001, 0.001, 0.1, 0.001, 0.001, 0.001]
-    >>> s(1.0), s(1 - 4 / 8), s(1 - 5 / 8)
-    (0.1, 0.1, 0.001)
+    >>> s(1.0), s(1 - 4 / 8), s(1 - 5 / 8), s(0.0)
+    (0.1, 0.1, 0.001, 0.001)
     """
 
     kind: ClassVar[str] = "spike"

@@ -65,7 +65,8 @@ def test_alternating_sequence_by_hand():
 
 def test_end_of_run_and_clamping():
     s = Spike(base_lr=1e-3, spike_lr=1e-2, period=4, total_steps=8)
-    assert s(0.0) == s.at_step(8) == 1e-2  # one past the last step: the next cycle's spike
+    assert s(0.0) == s.at_step(7) == 1e-3  # the end of the run reads as its last step
+    assert s.at_step(8) == 1e-2  # (the next cycle would open with a spike)
     assert s(-0.024) == s(0.0)  # SB3's overshoot
     assert s(1.7) == s(1.0) == 1e-2
     for p in (1.0, 0.5, 0.1, 0.0, np.float32(0.3), np.float64(0.3), 1, 0):
@@ -77,7 +78,7 @@ def test_end_of_run_and_clamping():
 @FAST
 @given(n=st.integers(1, 10**8), data=st.data())
 def test_progress_selects_each_gradient_step_exactly(n, data):
-    i = data.draw(st.integers(0, n))
+    i = data.draw(st.integers(0, n - 1))
     s = Spike(base_lr=1.0, spike_lr=2.0, period=3, total_steps=n)
     assert s.step_index(1 - i / n) == i
     assert s(1 - i / n) == (2.0 if i % 3 == 0 else 1.0)
@@ -295,7 +296,7 @@ def test_cli_schedule_prints_and_draws_spike(tmp_path: Path, capsys):
     assert lines[0] == "Spike(base_lr=0.001, spike_lr=0.1, period=4, width=1, total_steps=16)"
     rows = [line.split() for line in lines[2:19]]
     assert [int(t) for t, _, _ in rows] == list(range(17))
-    assert [float(lr) for _, _, lr in rows] == [0.1, 0.001, 0.001, 0.001] * 4 + [0.1]
+    assert [float(lr) for _, _, lr in rows] == [0.1, 0.001, 0.001, 0.001] * 4 + [0.001]  # ends on its last step
     assert lines[-1] == f"wrote {png}"
     image = matplotlib.image.imread(png)
     assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
@@ -309,5 +310,5 @@ def test_cli_schedule_alternating_from_spectrum(capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
     s = parse_schedule(spec)
     assert [float(lr) for _, _, lr in rows] == pytest.approx(
-        [s.small_step, s.large_step] * 4 + [s.small_step], rel=1e-5
+        [s.small_step, s.large_step] * 4 + [s.large_step], rel=1e-5
     )
