@@ -213,11 +213,14 @@ def gap_stats(single: Any, separate: Any, *, reps: int, seed: int, confidence: f
     ``single`` and ``separate`` are ``(seeds, budgets)`` arrays (seed ``s`` of both approaches
     share the SB3 seed). One bootstrap replicate resamples seeds with replacement (the same
     seeds for both approaches) and recomputes every budget's mean gap, their mean absolute
-    value and their mean; ``rng = numpy.random.default_rng(seed)``.
+    value and their mean; ``rng = numpy.random.default_rng(seed)``. The mean absolute gap is
+    positive even without any real gap (noise has an absolute value): ``noise_floor`` is what it
+    would be if every budget's true gap were zero and its mean gap normal,
+    ``mean_k sqrt(2/pi) sd_k / sqrt(n)`` (``sd_k``: the per-seed gaps' std, ddof=1).
 
     >>> r = gap_stats([[1.0, 2.0], [3.0, 6.0]], [[1.0, 1.0], [3.0, 3.0]], reps=200, seed=0)
-    >>> r["gap"], r["mean_abs_gap"]["estimate"], r["mean_gap"]["estimate"]
-    ([0.0, 2.0], 1.0, 1.0)
+    >>> r["gap"], r["mean_abs_gap"]["estimate"], r["mean_gap"]["estimate"], round(r["noise_floor"], 4)
+    ([0.0, 2.0], 1.0, 1.0, 0.3989)
     """
     import numpy as np
 
@@ -241,8 +244,12 @@ def gap_stats(single: Any, separate: Any, *, reps: int, seed: int, confidence: f
         "mean_abs_gap": summary(float(np.abs(gap).mean()), np.abs(boot).mean(axis=1)),
         "mean_gap": summary(float(gap.mean()), boot.mean(axis=1)),
     }
+    sd = d.std(axis=0, ddof=1) if d.shape[0] > 1 else np.full(d.shape[1], np.nan)
+    floor = math.sqrt(2 / math.pi) * sd / math.sqrt(d.shape[0])
+    out["noise_floor"] = float(floor.mean())
     if d.shape[1] > 1:
         out["mean_abs_gap_after_first"] = summary(float(np.abs(gap[1:]).mean()), np.abs(boot[:, 1:]).mean(axis=1))
+        out["noise_floor_after_first"] = float(floor[1:].mean())
     return out
 
 
@@ -423,7 +430,8 @@ def _print(result: dict[str, Any]) -> None:
               f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]" + (
                   f"; without the first budget (identical by construction): "
                   f"{g['mean_abs_gap_after_first']['estimate']:.3f} [{g['mean_abs_gap_after_first']['ci_low']:.3f}, "
-                  f"{g['mean_abs_gap_after_first']['ci_high']:.3f}]" if "mean_abs_gap_after_first" in g else ""))
+                  f"{g['mean_abs_gap_after_first']['ci_high']:.3f}]" if "mean_abs_gap_after_first" in g else "")
+              + f"; noise floor (no true gap) {g.get('noise_floor_after_first', g['noise_floor']):.3f}")
     for run in result["left_out"]:
         print(f"left out: {run['folder']} ({run['status']})")
     if result["left_out"]:

@@ -137,6 +137,7 @@ def test_gap_stats_hand_computed() -> None:
     assert r["mean_abs_gap"]["estimate"] == pytest.approx(0.1)  # (0.1 + 0.2 + 0) / 3
     assert r["mean_gap"]["estimate"] == pytest.approx(-0.1 / 3)
     assert r["mean_abs_gap_after_first"]["estimate"] == pytest.approx(0.1)  # (0.2 + 0) / 2
+    assert r["noise_floor"] == 0.0  # no spread over seeds: no noise
     # noisy differences: the CI brackets the estimate, and the seed makes it reproducible
     noisy = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.2], [0.9, 0.1]]
     zeros = [[0.0, 0.0]] * 4
@@ -145,6 +146,8 @@ def test_gap_stats_hand_computed() -> None:
     m = a["mean_abs_gap"]
     assert m["estimate"] == pytest.approx((0.6 + 0.325) / 2)
     assert m["ci_low"] <= m["estimate"] <= m["ci_high"]
+    # sd of (1, 0, .5, .9) = 0.4546, of (0, 1, .2, .1) = 0.4573 (ddof 1): sqrt(2/pi) sd / 2, averaged
+    assert a["noise_floor"] == pytest.approx(math.sqrt(2 / math.pi) * (0.45460606 + 0.45734742) / 2 / 2, rel=1e-6)
     with pytest.raises(ValueError, match="of one shape"):
         gap_stats([[1.0, 2.0]], [[1.0]], reps=100, seed=0)
 
