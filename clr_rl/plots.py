@@ -163,25 +163,33 @@ def _bands_figure(plt: Any, xs: list[float], bands: dict[str, Any], colors: dict
 
 
 def plot_lr_range(path: Path, series: dict[str, tuple[list[float], list[float]]], base_lr: float, max_lr: float,
-                  title: str, points: dict[float, list[float]] | None = None) -> Path:
-    """Metrics vs LR (log x), one panel per metric, with the suggested base/max marked."""
+                  title: str, points: dict[float, list[float]] | None = None, limits: dict[str, float] | None = None,
+                  note: str | None = None) -> Path:
+    """Metrics vs LR (log x), one panel per metric: every measured point marked, the suggested
+    base/max as vertical lines, a health limit (``limits[name]``) as a horizontal line, and
+    ``note`` (e.g. the resolution: points measured, LR ratio between them) under the title."""
     plt = _pyplot()
     fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.6 * len(series) + 0.6), dpi=100, sharex=True,
                              squeeze=False)
     for ax, (name, (lrs, values)) in zip(axes[:, 0], series.items()):
-        ax.plot(lrs, values, marker="o" if len(lrs) < 30 else None, ms=4, lw=1.4)
+        ax.plot(lrs, values, marker="o", ms=4 if len(lrs) < 60 else 2.5, lw=1.2)
         if points and name == "score":
             for lr, vs in points.items():
                 ax.scatter([lr] * len(vs), vs, s=10, color="grey", alpha=0.6)
         ax.axvline(base_lr, color="tab:green", ls="--", label=f"base_lr {base_lr:.3g}")
         ax.axvline(max_lr, color="tab:red", ls="--", label=f"max_lr {max_lr:.3g}")
+        if limits and name in limits:
+            ax.axhline(limits[name], color="grey", ls=":", label=f"limit {limits[name]:g}")
         ax.set_xscale("log")
-        finite = [v for v in values if v == v and v > 0]
-        if finite and len(finite) == len(values) and max(finite) / min(finite) > 1e3:
-            ax.set_yscale("log")  # approx_kl spans decades once training destabilises
+        positive = [v for v in values if v == v and 0 < v < float("inf")]
+        if positive and max(positive) / min(positive) > 1e3:  # KL spans decades once training destabilises
+            if len(positive) == len(values):
+                ax.set_yscale("log")
+            elif all(v == 0 or v in positive for v in values):  # zeros (a collapsed policy) stay visible
+                ax.set_yscale("symlog", linthresh=max(positive) * 1e-4)
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_title(title, fontsize=9)
+    axes[0, 0].set_title(title + (f"\n{note}" if note else ""), fontsize=9)
     axes[0, 0].legend(fontsize=8)
     axes[-1, 0].set_xlabel("learning rate")
     fig.tight_layout()

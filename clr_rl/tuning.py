@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clr_rl.errors import ConfigError
 from clr_rl.store import read_json, write_text_atomic
 
-__all__ = ["lr_grid", "lr_range_single", "lr_range_sweep", "parse_grid", "parse_range", "suggest_from_sweep", "tune"]
+__all__ = ["Resolution", "dqn_resolution", "first_unhealthy", "lr_grid", "lr_range_single", "lr_range_sweep",
+           "parse_grid", "parse_range", "ppo_resolution", "ramp_progress", "suggest_from_sweep", "td_loss_unhealthy",
+           "tune"]
 
 CRITERIA = ("auc", "final")
 
@@ -33,11 +37,11 @@ def parse_grid(text: str, *, flag: str = "--grid") -> tuple[float, float, int]:
         if len(parts) != 3:
             raise IndexError
     except (IndexError, ValueError):
-        raise ValueError(f"{flag}={text!r} must look like lo:hi:n, e.g. 1e-5:1e-2:7") from None
+        raise ConfigError(f"{flag}={text!r} must look like lo:hi:n, e.g. 1e-5:1e-2:7") from None
     if not (0 < lo < hi and math.isfinite(hi)):
-        raise ValueError(f"{flag}={text!r}: needs 0 < lo < hi")
+        raise ConfigError(f"{flag}={text!r}: needs 0 < lo < hi")
     if n < 2:
-        raise ValueError(f"{flag}={text!r}: n={n} must be >= 2")
+        raise ConfigError(f"{flag}={text!r}: n={n} must be >= 2")
     return lo, hi, n
 
 
@@ -51,9 +55,9 @@ def parse_range(text: str, *, flag: str = "--range") -> tuple[float, float]:
     try:
         lo, hi = (float(p) for p in parts)
     except ValueError:
-        raise ValueError(f"{flag}={text!r} must look like lo:hi, e.g. 1e-6:1e-1") from None
+        raise ConfigError(f"{flag}={text!r} must look like lo:hi, e.g. 1e-6:1e-1") from None
     if not (0 < lo < hi and math.isfinite(hi)):
-        raise ValueError(f"{flag}={text!r}: needs 0 < lo < hi")
+        raise ConfigError(f"{flag}={text!r}: needs 0 < lo < hi")
     return lo, hi
 
 
@@ -112,13 +116,13 @@ def _check_common(algo: str, timesteps: int, seeds: int, criterion: str, out: Pa
     from clr_rl.store import check_writable
 
     if algo not in ("ppo", "dqn"):
-        raise ValueError(f"--algo={algo!r} must be ppo or dqn")
+        raise ConfigError(f"--algo={algo!r} must be ppo or dqn")
     if timesteps < 1:
-        raise ValueError(f"--timesteps={timesteps} must be >= 1")
+        raise ConfigError(f"--timesteps={timesteps} must be >= 1")
     if seeds < 1:
-        raise ValueError(f"--seeds={seeds} must be >= 1")
+        raise ConfigError(f"--seeds={seeds} must be >= 1")
     if criterion not in CRITERIA:
-        raise ValueError(f"--criterion={criterion!r} must be one of {', '.join(CRITERIA)}")
+        raise ConfigError(f"--criterion={criterion!r} must be one of {', '.join(CRITERIA)}")
     check_writable(out)
 
 
@@ -137,7 +141,7 @@ def tune(*, algo: str, env_id: str, timesteps: int, seeds: int, out: Path, grid:
     _check_common(algo, timesteps, seeds, criterion, out)
     overrides = dict(overrides or {})
     if (grid is None) == (trials is None):
-        raise ValueError("give exactly one of --grid lo:hi:n or --trials N")
+        raise ConfigError("give exactly one of --grid lo:hi:n or --trials N")
     meta = {"name": f"tune-{algo}-{env_id}".replace("/", "_"), "baseline": None,
             "spec": {"tune": {"algo": algo, "env_id": env_id, "timesteps": timesteps, "seeds": seeds,
                               "criterion": criterion, "grid": grid, "trials": trials}}}
@@ -150,12 +154,12 @@ def tune(*, algo: str, env_id: str, timesteps: int, seeds: int, out: Path, grid:
     else:
         assert trials is not None
         if trials < 1:
-            raise ValueError(f"--trials={trials} must be >= 1")
+            raise ConfigError(f"--trials={trials} must be >= 1")
         lo, hi = parse_range(lr_range)
         try:
             import optuna
         except ImportError:
-            raise ValueError("--trials needs Optuna: pip install 'clr-rl[tune]'") from None
+            raise ConfigError("--trials needs Optuna: pip install 'clr-rl[tune]'") from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         dist = optuna.distributions.FloatDistribution(math.log10(lo), math.log10(hi))
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
@@ -177,9 +181,9 @@ def tune(*, algo: str, env_id: str, timesteps: int, seeds: int, out: Path, grid:
         method = f"Optuna TPE, {trials} trials over log10(lr) in [{lo:g}, {hi:g}], sampler seed {seed}"
     scores = _scores(out, all_runs, criterion)
     if not scores:
-        raise ValueError("no run of the sweep finished; see the run folders for their errors")
+        raise RuntimeError("no run of the sweep finished; see the run folders for their errors")
     best = max(scores, key=lambda lr: sum(scores[lr]) / len(scores[lr]))
-    from clr_rl.runner import _versions
+    from clr_rl.runner import versions
 
     measure = "AUC of the evaluation curve" if criterion == "auc" else "final evaluation return"
     tried: list[dict[str, Any]] = [{"lr": lr, "score_mean": sum(v) / len(v), "per_seed": v}
@@ -189,7 +193,7 @@ def tune(*, algo: str, env_id: str, timesteps: int, seeds: int, out: Path, grid:
         "criterion_rule": f"mean over seeds of the {measure}; the best LR maximises it",
         "method": method, "timesteps": timesteps, "seeds": list(range(seeds)),
         "tried": tried,
-        "cost_timesteps": _cost(out, all_runs), "overrides": overrides, "versions": _versions(),
+        "cost_timesteps": _cost(out, all_runs), "overrides": overrides, "versions": versions(),
         "date": time.strftime("%Y-%m-%d"),
     }
     write_text_atomic(out / "tuned_lr.json", json.dumps(record, indent=2) + "\n")
@@ -261,7 +265,7 @@ def lr_range_sweep(*, algo: str, env_id: str, timesteps: int, out: Path, grid: s
     execute(runs, out, meta=meta, workers=workers, quiet=True)
     per_seed = _scores(out, runs, criterion)
     if len(per_seed) < 2:
-        raise ValueError("fewer than 2 LRs of the sweep finished; see the run folders for their errors")
+        raise RuntimeError("fewer than 2 LRs of the sweep finished; see the run folders for their errors")
     means = {lr: sum(v) / len(v) for lr, v in per_seed.items()}
     base, max_lr, how = suggest_from_sweep(means)
     spec = _suggested_spec(base, max_lr)
@@ -277,25 +281,269 @@ def lr_range_sweep(*, algo: str, env_id: str, timesteps: int, out: Path, grid: s
     return result
 
 
-def _unstable_at(values: list[float], limit: float, window: int = 3) -> int | None:
-    """First index where the running median of ``window`` values exceeds ``limit`` (or is not finite)."""
-    for i in range(len(values)):
-        recent = sorted(values[max(0, i - window + 1): i + 1])
-        if not math.isfinite(values[i]) or (len(recent) == window and recent[window // 2] > limit):
-            return i
+# ------------------------------------------------------------------ single-run range test
+
+WINDOW = 3  # points in the running median of the health rule
+SPIKE = 10.0  # a single value above SPIKE x the limit is a catastrophe, not noise
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How finely one run samples its LR ramp: the arithmetic behind ``lr_range_single``.
+
+    ``points`` LRs are measured, ``steps_per_point`` gradient steps each (PPO) or one ``train()``
+    call each (DQN), over ``timesteps`` (the request rounded up to whole updates, as SB3 runs them).
+    Neighbouring points differ by the factor ``ratio`` = (end_lr / start_lr) ** (g / (S - 1)) for
+    PPO (the ramp runs per gradient step: S steps in all, g per point) and
+    (end / start) ** (update / timesteps) for DQN (SB3 sets the LR once per ``train()`` call).
+    """
+
+    points: int
+    steps_per_point: int
+    steps_per_update: int
+    updates: int
+    update_timesteps: int
+    timesteps: int
+    ratio: float
+
+    def grain(self) -> str:
+        """The grain in words, e.g. ``"one point per 160 of the 640 gradient steps of an update"``."""
+        if self.steps_per_point == self.steps_per_update:
+            return f"one point per update ({self.steps_per_update} gradient steps)"
+        return f"one point per {self.steps_per_point} of the {self.steps_per_update} gradient steps of an update"
+
+
+def ppo_resolution(timesteps: int, *, update_timesteps: int, steps_per_update: int, start_lr: float,
+                   end_lr: float, points: int = 24) -> Resolution:
+    """The coarsest grain that measures at least ``points`` LRs in a PPO run of ``timesteps``.
+
+    The run takes u = ceil(timesteps / update_timesteps) updates of K = ``steps_per_update``
+    gradient steps, and the LR rises per gradient step. A point is a block of g consecutive steps,
+    g the largest divisor of K with u * K / g >= ``points`` (g = K: a point per update). When even
+    g = 1 (a point per gradient step) gives fewer than ``points``, the request is refused with the
+    smallest budget that reaches them: (ceil(points / K) - 1) * update_timesteps + 1.
+
+    >>> r = ppo_resolution(30000, update_timesteps=4096, steps_per_update=640, start_lr=1e-6, end_lr=1e-1)
+    >>> (r.updates, r.timesteps, r.steps_per_point, r.points, round(r.ratio, 4))
+    (8, 32768, 160, 32, 1.4331)
+    """
+    if points < 2:
+        raise ConfigError(f"--points={points} must be >= 2")
+    updates = math.ceil(timesteps / update_timesteps)
+    if updates * steps_per_update < points:
+        needed = (math.ceil(points / steps_per_update) - 1) * update_timesteps + 1
+        raise ConfigError(f"--timesteps={timesteps} gives {updates} update(s) x {steps_per_update} gradient steps = "
+                         f"{updates * steps_per_update} LR points even measured per gradient step, fewer than "
+                         f"--points={points}; needs --timesteps >= {needed}")
+    g = max(d for d in range(1, steps_per_update + 1)
+            if steps_per_update % d == 0 and updates * steps_per_update // d >= points)
+    n = updates * steps_per_update // g
+    return Resolution(n, g, steps_per_update, updates, update_timesteps, updates * update_timesteps,
+                      (end_lr / start_lr) ** (g / (updates * steps_per_update - 1)))
+
+
+def ramp_progress(step: int, total_steps: int) -> float:
+    """``progress_remaining`` of gradient step ``step`` (0-based) of ``total_steps``: the PPO range
+    test's ramp runs per gradient step, from start_lr at the first to end_lr at the last.
+
+    >>> [ramp_progress(s, 5) for s in range(5)]
+    [1.0, 0.75, 0.5, 0.25, 0.0]
+    """
+    return 1.0 - step / (total_steps - 1) if total_steps > 1 else 0.0
+
+
+def dqn_resolution(timesteps: int, *, update_timesteps: int, learning_starts: int, start_lr: float,
+                   end_lr: float, points: int = 24) -> Resolution:
+    """A point per ``train()`` call: SB3's DQN trains at each multiple of ``update_timesteps``
+    (``train_freq x n_envs``) above ``learning_starts``, up to the budget rounded up to one.
+
+    >>> r = dqn_resolution(1000, update_timesteps=4, learning_starts=100, start_lr=1e-5, end_lr=1e-1)
+    >>> (r.points, r.timesteps)
+    (225, 1000)
+    """
+    if points < 2:
+        raise ConfigError(f"--points={points} must be >= 2")
+    updates = math.ceil(timesteps / update_timesteps)
+    calls = updates - learning_starts // update_timesteps
+    if calls < points:
+        needed = (points + learning_starts // update_timesteps - 1) * update_timesteps + 1
+        raise ConfigError(f"--timesteps={timesteps} gives {max(calls, 0)} DQN train() calls (one per "
+                         f"{update_timesteps} timesteps after learning_starts={learning_starts}), fewer than "
+                         f"--points={points}; needs --timesteps >= {needed}")
+    run = updates * update_timesteps
+    return Resolution(calls, 1, 1, updates, update_timesteps, run, (end_lr / start_lr) ** (update_timesteps / run))
+
+
+def first_unhealthy(values: list[float], limit: float, window: int = WINDOW, spike: float = SPIKE) -> int | None:
+    """Where a sustained crossing of ``limit`` starts, or None: the health rule of the range test.
+
+    A value is *over* when it exceeds ``limit`` or is not finite. The crossing is confirmed at the
+    first index i where the median of the last ``window`` values is over (a full window), or the
+    value at i is not finite or above ``spike x limit`` (a catastrophic jump, not noise); it starts
+    at the first over value after the last value that is not over inside that window (the window's
+    start if all are over). A mild isolated excursion (one value in ``window``, below
+    ``spike x limit``) never confirms a crossing. The range test's max_lr is the LR of the point
+    just before the returned index.
+
+    >>> first_unhealthy([0.01, 0.2, 0.01, 0.02, 0.03, 0.06, 0.07], 0.05)
+    5
+    >>> first_unhealthy([0.01, 0.2, 0.01, 0.02], 0.05) is None
+    True
+    >>> first_unhealthy([0.01, 0.02, 2.3, 0.0, 0.0], 0.05)
+    2
+    """
+    def over(v: float) -> bool:
+        return not math.isfinite(v) or v > limit
+
+    for i, value in enumerate(values):
+        recent = values[max(0, i - window + 1): i + 1]
+        confirmed = not math.isfinite(value) or value > spike * limit or (
+            len(recent) == window and sorted(math.inf if math.isnan(v) else v for v in recent)[window // 2] > limit)
+        if confirmed:
+            start = i - len(recent) + 1
+            below = [start + k for k, v in enumerate(recent) if not over(v)]
+            return below[-1] + 1 if below else start
     return None
 
 
-def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_lr: float = 1e-6,
-                    end_lr: float = 1e-1, overrides: dict[str, Any] | None = None, seed: int = 0,
-                    device: str = "auto", kl_limit: float = 0.05, clip_limit: float = 0.5,
-                    loss_factor: float = 4.0) -> dict[str, Any]:
-    """LR range test in one run: the LR rises exponentially while each update's health is watched.
+def td_loss_unhealthy(losses: list[float], factor: float) -> int | None:
+    """DQN rule: first index i >= 3 whose running median of 3 TD losses exceeds ``factor`` x the
+    lowest running median of indices 2..i-1, or whose running median (the upper of two at i = 1,
+    the value at i = 0) is not finite.
 
-    PPO: an update is unhealthy when approx_kl > ``kl_limit`` or clip_fraction > ``clip_limit`` (each as
-    the running median of 3 updates) or a loss is not finite. DQN: when the TD loss (running median of 3)
-    exceeds ``loss_factor`` x its lowest running median so far. max_lr = the LR of the last update before
-    the first unhealthy one; base_lr = max_lr / 4 (Smith's base ~ max/3..4).
+    >>> td_loss_unhealthy([1.0, 1.0, 1.0, 1.0, 5.0, 5.0], 4.0)
+    5
+    """
+    clean = [math.inf if math.isnan(v) else v for v in losses]  # NaN sorts like +inf
+    medians = [sorted(clean[max(0, i - 2): i + 1])[len(clean[max(0, i - 2): i + 1]) // 2] for i in range(len(clean))]
+    lowest = math.inf
+    for i, m in enumerate(medians):
+        if not math.isfinite(m) or (i >= 2 and m > factor * lowest):
+            return i
+        if i >= 2:
+            lowest = min(lowest, m)
+    return None
+
+
+def _kl(p: Any, q: Any) -> Any:
+    """Exact KL(p || q) per state between two torch distributions (summed over action dimensions)."""
+    import torch
+
+    if isinstance(p, list):  # MultiCategorical
+        return sum(_kl(a, b) for a, b in zip(p, q))
+    kl = torch.distributions.kl_divergence(p, q)
+    return kl.sum(dim=-1) if kl.dim() > 1 else kl
+
+
+class _BlockProbe:
+    """Measures PPO's health per block of ``g`` gradient steps, on the whole rollout batch.
+
+    Optimizer hooks. Before every step the LR is set from the ramp by the step's planned index
+    (:func:`ramp_progress`; steps skipped by an early stop do not shift it). Before an update's
+    first step the policy's action distributions on all of the rollout's states are stored; after
+    every ``g``-th step (and when an update ends early, e.g. on ``target_kl``) they are computed
+    again and the point recorded: ``kl`` = mean over the states of the exact KL(before || after), ``kl_per_update`` =
+    ``kl x K / steps`` (the KL a whole update would reach at this LR if the blocks' KLs add up, as
+    they do for small independent steps), ``clip_fraction`` = share of the rollout's actions whose
+    probability ratio to the rollout policy lies outside 1 +- clip_range (cumulative within the
+    update, as SB3 logs it), ``value_loss`` = MSE of the values against the rollout's returns.
+    """
+
+    def __init__(self, model: Any, ramp: Any, resolution: Resolution) -> None:
+        self.model, self.ramp = model, ramp
+        self.g, self.k_total = resolution.steps_per_point, resolution.steps_per_update
+        self.s_total = resolution.updates * resolution.steps_per_update
+        self.points: list[dict[str, float]] = []
+        self.t_update, self.k, self.k_block, self.update = -1, 0, 0, -1
+        self.lr_first = self.lr_last = math.nan
+        self.before: Any = None
+        self.batch: Any = None
+        model.policy.optimizer.register_step_pre_hook(self._pre)
+        model.policy.optimizer.register_step_post_hook(self._post)
+
+    def _forward(self) -> tuple[Any, Any, Any]:
+        import torch
+        from gymnasium import spaces
+
+        policy = self.model.policy
+        obs, actions = self.batch[:2]
+        dists, logps, values = [], [], []
+        with torch.no_grad():
+            for s in range(0, len(obs), 1024):
+                dist = policy.get_distribution(obs[s: s + 1024])
+                a = actions[s: s + 1024]
+                if isinstance(self.model.action_space, spaces.Discrete):
+                    a = a.long().flatten()
+                logps.append(dist.log_prob(a))
+                values.append(policy.predict_values(obs[s: s + 1024]).flatten())
+                dists.append(dist.distribution)
+        return dists, torch.cat(logps), torch.cat(values)
+
+    def _pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self.model.num_timesteps != self.t_update:
+            self.flush()
+            buf = self.model.rollout_buffer  # flattened by train()'s first get(); flatten a copy if not
+
+            def flat(a: Any) -> Any:
+                return a if buf.generator_ready else buf.swap_and_flatten(a)
+
+            obs, actions, logp, ret = (buf.to_torch(flat(getattr(buf, name)))
+                                       for name in ("observations", "actions", "log_probs", "returns"))
+            self.batch = (obs, actions.float(), logp.flatten(), ret.flatten())
+            self.t_update, self.k, self.update = self.model.num_timesteps, 0, self.update + 1
+            self.before = self._forward()[0]
+        lr = self.ramp(ramp_progress(self.update * self.k_total + self.k, self.s_total))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if self.k_block == 0:
+            self.lr_first = lr
+
+    def _post(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self.k += 1
+        self.k_block += 1
+        self.lr_last = optimizer.param_groups[0]["lr"]
+        if self.k_block == self.g:
+            self._record()
+
+    def _record(self) -> None:
+        import torch
+
+        after, logp, values = self._forward()
+        kl = float(torch.cat([_kl(p, q) for p, q in zip(self.before, after)]).mean())
+        _, _, old_logp, returns = self.batch
+        clip_range = float(self.model.clip_range(self.model._current_progress_remaining))
+        ratio = torch.exp(logp - old_logp)
+        self.points.append({
+            "update": self.update,
+            "timesteps": self.t_update, "steps": self.k_block, "lr_first": self.lr_first, "lr": self.lr_last,
+            "kl": kl, "kl_per_update": kl * self.k_total / self.k_block,
+            "clip_fraction": float(((ratio - 1).abs() > clip_range).float().mean()),
+            "value_loss": float(((returns - values) ** 2).mean()),
+        })
+        self.before, self.k_block = after, 0
+
+    def flush(self) -> None:
+        """Record a partial block (an update that stopped early)."""
+        if self.k_block:
+            self._record()
+
+
+def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_lr: float = 1e-6,
+                    end_lr: float = 1e-1, points: int = 24, overrides: dict[str, Any] | None = None, seed: int = 0,
+                    device: str = "auto", kl_limit: float = 0.05, loss_factor: float = 4.0) -> dict[str, Any]:
+    """LR range test in one run: the LR rises exponentially while health is measured at >= ``points`` LRs.
+
+    PPO: the LR rises per gradient step (:func:`ramp_progress`) and a point is a block of gradient
+    steps (:func:`ppo_resolution`: the coarsest grain giving ``points``); its health is the KL
+    between the policy before and after the block on all rollout states, scaled to a whole update
+    (see ``_BlockProbe``). A point is unhealthy when that ``kl_per_update`` exceeds ``kl_limit``,
+    confirmed by a running median of 3 points or one point above 10x the limit
+    (:func:`first_unhealthy`), or is not finite.
+    DQN: a point per ``train()`` call; unhealthy when the TD loss (running median of 3) exceeds
+    ``loss_factor`` x its lowest so far (:func:`td_loss_unhealthy`). max_lr = the LR of the last
+    point before the crossing; base_lr = max_lr / 4 (Smith's base ~ max/3..4). The result states the
+    resolution: points measured, the LR ratio between neighbours, and the bracket in which the
+    crossing lies (max_lr could move up to the next point's LR).
     """
     import torch
 
@@ -309,18 +557,94 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
     _check_common(algo, timesteps, 1, "auc", out)
     check_out_dir(out)
     if not 0 < start_lr < end_lr:
-        raise ValueError(f"--range: start {start_lr} must be > 0 and < end {end_lr}")
-    prepared = prepare(RunConfig(algo=algo, env_id=env_id, schedule=Exponential(start_lr, end_lr),
-                                 timesteps=timesteps, seed=seed, device=device, overrides=dict(overrides or {})))
+        raise ConfigError(f"--range: start {start_lr} must be > 0 and < end {end_lr}")
+    ramp = Exponential(start_lr, end_lr)
+    agent = prepare(RunConfig(algo=algo, env_id=env_id, schedule=ramp, timesteps=timesteps, seed=seed,
+                              device=device, overrides=dict(overrides or {}))).agent
+    hp = agent.hyperparams
+    if algo == "ppo":
+        res = ppo_resolution(timesteps, update_timesteps=agent.timesteps_per_update(),
+                             steps_per_update=agent.gradient_steps_per_update(), start_lr=start_lr, end_lr=end_lr,
+                             points=points)
+    else:
+        res = dqn_resolution(timesteps, update_timesteps=agent.timesteps_per_update(),
+                             learning_starts=int(hp["learning_starts"]), start_lr=start_lr, end_lr=end_lr,
+                             points=points)
+    prepared = prepare(RunConfig(algo=algo, env_id=env_id, schedule=ramp, timesteps=res.timesteps, seed=seed,
+                                 device=device, overrides=dict(overrides or {})))
+    print(f"lr-range single: {res.timesteps:,} timesteps ({res.updates} updates of {res.update_timesteps:,}; "
+          f"--timesteps {timesteps:,} rounded up to whole updates), {res.points} LR points, {res.grain()}; "
+          f"LR x{res.ratio:.4g} between neighbouring points", flush=True)
     torch.set_num_threads(1)
-    agent = prepared.agent
     env = make_env(env_id, n_envs=agent.n_envs, seed=seed, normalize=agent.normalize,
-                   gamma=float(agent.hyperparams.get("gamma", 0.99)))
+                   gamma=float(hp.get("gamma", 0.99)))
     model = build_model(agent, env, prepared.schedule, seed=seed, device=resolve_device(device, agent.policy))
-    rows: list[dict[str, float]] = []
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    if algo == "ppo":
+        probe = _BlockProbe(model, ramp, res)
+        model.learn(res.timesteps)
+        probe.flush()
+        rows = probe.points
+        first = first_unhealthy([r["kl_per_update"] for r in rows], kl_limit)
+        bad_value = next((i for i, r in enumerate(rows) if not math.isfinite(r["value_loss"])), None)
+        first = min((i for i in (first, bad_value) if i is not None), default=None)
+        rule = (f"PPO point unhealthy when kl_per_update (exact KL between the policy before and after the point's "
+                f"gradient steps, mean over the rollout's states, x gradient steps per update / steps in the point) "
+                f"> {kl_limit}, confirmed by the running median of {WINDOW} points or by one point above "
+                f"{SPIKE:g} x {kl_limit}, or a non-finite KL or value loss")
+        series = {k: ([r["lr"] for r in rows], [r[k] for r in rows])
+                  for k in ("kl_per_update", "clip_fraction", "value_loss")}
+        limits = {"kl_per_update": kl_limit}
+    else:
+        rows = _watch_dqn(model, res.timesteps)
+        first = td_loss_unhealthy([r.get("loss", math.nan) for r in rows], loss_factor)
+        rule = (f"DQN update unhealthy when the TD loss (running median of {WINDOW}) exceeds {loss_factor}x its "
+                "lowest so far")
+        series = {"loss": ([r["lr"] for r in rows], [r.get("loss", math.nan) for r in rows])}
+        limits = {}
+    wall = time.time() - t0
+    env.close()
+    if len(rows) < points:  # the arithmetic above says this cannot happen; a guard against SB3 changing
+        raise RuntimeError(f"only {len(rows)} LR points measured in {res.timesteps} timesteps; --points={points}")
+    if first is None:
+        max_i = len(rows) - 1
+        rule += (f"; no unhealthy point up to lr={rows[-1]['lr']:.3g}: max_lr is the last LR reached "
+                 "(raise the range end)")
+    else:
+        max_i = max(first - 1, 0)
+        rule += f"; first unhealthy point at lr={rows[first]['lr']:.3g} (update at timestep {rows[first]['timesteps']})"
+        if first == 0:
+            rule += "; already unhealthy at the first point (lower the range start)"
+    max_lr = float(f"{rows[max_i]['lr']:.3g}")
+    base = float(f"{max_lr / 4:.3g}")
+    rule += "; max_lr = LR of the point before it, base_lr = max_lr / 4 (Smith: base ~ max/3..4)"
+    upper = rows[max_i + 1]["lr"] if max_i + 1 < len(rows) else None
+    resolution = {
+        "points": len(rows), "points_required": points, "grain": res.grain(), "steps_per_point": res.steps_per_point,
+        "updates": res.updates, "timesteps_run": res.timesteps, "lr_ratio_between_points": res.ratio,
+        "max_lr_bracket": [rows[max_i]["lr"], upper],
+        "max_lr_could_move": (f"the crossing lies between max_lr and the next measured point, lr={upper:.3g} "
+                              f"(x{upper / rows[max_i]['lr']:.4g})" if upper is not None else
+                              "no point above max_lr was measured: the crossing lies beyond the range end"),
+    }
+    note = (f"{len(rows)} points, x{res.ratio:.3g} apart; max_lr could move up to x{res.ratio:.3g}")
+    plot_lr_range(out / "lr_range.png", series, base, max_lr, f"{algo.upper()} {env_id}: one run, LR rising "
+                  f"{start_lr:g} -> {end_lr:g} over {res.timesteps:,} timesteps", limits=limits, note=note)
+    result = {"method": "single", "algo": algo, "env_id": env_id, "timesteps": timesteps, "seed": seed,
+              "schedule": str(prepared.schedule), "resolution": resolution, "points": rows, "base_lr": base,
+              "max_lr": max_lr, "rule": rule, "suggested_schedule": _suggested_spec(base, max_lr),
+              "cost_timesteps": res.timesteps, "wall_seconds": round(wall, 1)}
+    _write_result(out, result)
+    print(f"resolution: {len(rows)} points, LR x{res.ratio:.4g} apart; {resolution['max_lr_could_move']}")
+    return result
+
+
+def _watch_dqn(model: Any, timesteps: int) -> list[dict[str, float]]:
+    """Learn, recording the LR and TD loss of every ``train()`` call (read at the next rollout's start)."""
     from stable_baselines3.common.callbacks import BaseCallback
 
-    keys = ("train/approx_kl", "train/clip_fraction", "train/value_loss", "train/loss")
+    rows: list[dict[str, float]] = []
 
     class Watch(BaseCallback):
         n_updates = 0
@@ -330,7 +654,7 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
                 self.n_updates = self.model._n_updates
                 values = self.model.logger.name_to_value
                 rows.append({"timesteps": self.num_timesteps, "lr": self.model.policy.optimizer.param_groups[0]["lr"],
-                             **{k.split("/")[1]: float(values[k]) for k in keys if k in values}})
+                             **({"loss": float(values["train/loss"])} if "train/loss" in values else {})})
 
         def _on_training_end(self) -> None:
             self._on_rollout_start()
@@ -338,46 +662,5 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
         def _on_step(self) -> bool:
             return True
 
-    out.mkdir(parents=True, exist_ok=True)
     model.learn(timesteps, callback=Watch())
-    env.close()
-    if len(rows) < 4:
-        raise ValueError(f"only {len(rows)} LR updates in {timesteps} timesteps; give more --timesteps")
-    if algo == "ppo":
-        kl = _unstable_at([r.get("approx_kl", math.nan) for r in rows], kl_limit)
-        clip = _unstable_at([r.get("clip_fraction", math.nan) for r in rows], clip_limit)
-        hits = [i for i in (kl, clip) if i is not None]
-        rule = (f"PPO update unhealthy when approx_kl > {kl_limit} or clip_fraction > {clip_limit} "
-                "(running median of 3 updates) or a loss is not finite")
-        series = {k: ([r["lr"] for r in rows], [r.get(k, math.nan) for r in rows])
-                  for k in ("approx_kl", "clip_fraction", "value_loss")}
-    else:
-        losses = [r.get("loss", math.nan) for r in rows]
-        medians = [sorted(losses[max(0, i - 2): i + 1])[len(losses[max(0, i - 2): i + 1]) // 2]
-                   for i in range(len(losses))]
-        hits = []
-        lowest = math.inf
-        for i, m in enumerate(medians):
-            if not math.isfinite(m) or (i >= 2 and m > loss_factor * lowest):
-                hits.append(i)
-                break
-            lowest = min(lowest, m) if i >= 2 else lowest
-        rule = f"DQN update unhealthy when the TD loss (running median of 3) exceeds {loss_factor}x its lowest so far"
-        series = {"loss": ([r["lr"] for r in rows], losses)}
-    first = min(hits) if hits else None
-    if first is None:
-        max_lr = rows[-1]["lr"]
-        rule += f"; no unhealthy update up to lr={max_lr:.3g}: max_lr is the last LR reached (raise the range end)"
-    else:
-        max_lr = rows[max(first - 1, 0)]["lr"]
-        rule += f"; first unhealthy update at lr={rows[first]['lr']:.3g} (timestep {rows[first]['timesteps']})"
-    max_lr = float(f"{max_lr:.3g}")
-    base = float(f"{max_lr / 4:.3g}")
-    rule += "; max_lr = LR of the update before it, base_lr = max_lr / 4 (Smith: base ~ max/3..4)"
-    plot_lr_range(out / "lr_range.png", series, base, max_lr, f"{algo.upper()} {env_id}: one run, LR rising "
-                  f"{start_lr:g} -> {end_lr:g} over {timesteps:,} timesteps")
-    result = {"method": "single", "algo": algo, "env_id": env_id, "timesteps": timesteps, "seed": seed,
-              "schedule": str(prepared.schedule), "updates": rows, "base_lr": base, "max_lr": max_lr,
-              "rule": rule, "suggested_schedule": _suggested_spec(base, max_lr), "cost_timesteps": timesteps}
-    _write_result(out, result)
-    return result
+    return rows

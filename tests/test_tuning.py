@@ -35,8 +35,9 @@ from typing import Any
 import pytest
 
 from clr_rl import parse_schedule
+from clr_rl.callbacks import LR_STEP_TAG, LR_TAG, MOMENTUM_TAG, install_step_hook
 from clr_rl.cli import main
-from clr_rl.runner import LR_STEP_TAG, LR_TAG, MOMENTUM_TAG, RunConfig, install_step_hook, prepare
+from clr_rl.runner import RunConfig, prepare
 from clr_rl.schedules import Exponential, Triangular, Triangular2
 from clr_rl.tuning import suggest_from_sweep
 
@@ -421,7 +422,7 @@ def test_tune_rerun_trains_nothing_and_gives_the_same_record(tuned: tuple[Path, 
     assert len(before) >= 6 * 4  # run.json, evaluations.csv, model.zip, events per run
     value = json.loads((out / "tuned_lr.json").read_text())
     proc = ok(run_main(capsys, "tune", *TUNE_ARGS, "--grid", "1e-4:1e-2:3", "--seeds", "2", "--out", out))
-    assert "6 runs, 6 already done" in proc.stdout
+    assert "6 runs, 6 already complete" in proc.stdout
     after = {p: p.stat().st_mtime_ns for p in run_files.glob("**/*") if p.is_file()}
     assert after == before
     again = json.loads((out / "tuned_lr.json").read_text())
@@ -598,58 +599,208 @@ def test_lr_range_sweep_reuses_the_tune_runs_and_suggests_a_schedule(
         assert img.format == "PNG" and img.size[0] > 300 and img.size[1] > 200
 
 
-# ------------------------------------------- 9. lr-range in a single run
+# ------------------------------------------- 9. lr-range in a single run (issue 15: resolution)
 
 
-def first_unhealthy(values: list[float], limit: float) -> int | None:
-    """Documented rule: running median of the last 3 values above the limit (or a non-finite value)."""
+def sustained_start(values: list[float], limit: float) -> int | None:
+    """Documented rule, re-implemented: the running median of 3 confirms a crossing (a non-finite
+    value or one above 10 x limit confirms at once); it starts after the last value inside that
+    window that is not over."""
+    over = [not math.isfinite(v) or v > limit for v in values]
     for i, v in enumerate(values):
-        if not math.isfinite(v):
-            return i
-        if i >= 2 and sorted(values[i - 2: i + 1])[1] > limit:
-            return i
+        window = values[max(0, i - 2): i + 1]
+        med = sorted(math.inf if math.isnan(x) else x for x in window)[1] if len(window) == 3 else -math.inf
+        if not math.isfinite(v) or v > 10 * limit or med > limit:
+            start = i - len(window) + 1
+            return max([start] + [j + 1 for j in range(start, i + 1) if not over[j]])
     return None
 
 
-def test_lr_range_single_ppo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("values", "expected"), [
+    # a steady rise: over from index 3 on; the median of [2, 3, 4] confirms it at 4; it starts at 3.
+    ([0.01, 0.02, 0.04, 0.06, 0.08, 0.1], 3),
+    # an isolated spike (index 1) is never confirmed; the later rise starts at 5.
+    ([0.01, 0.2, 0.01, 0.02, 0.03, 0.06, 0.07], 5),
+    # spike at 3 next to the rise: the window [3, 4, 5] confirms, but 4 is below, so the crossing starts at 5.
+    ([0.01, 0.01, 0.01, 0.2, 0.01, 0.06, 0.07], 5),
+    # over from the first value: confirmed at the first full window, starts at 0.
+    ([0.1, 0.2, 0.3], 0),
+    # a NaN confirms at once, even after healthy values.
+    ([0.01, 0.01, float("nan")], 2),
+    # +inf is over like NaN.
+    ([0.01, 0.02, 0.03, float("inf"), 0.01], 3),
+    # never confirmed: two isolated spikes three apart.
+    ([0.01, 0.2, 0.01, 0.01, 0.2, 0.01], None),
+    # exactly at the limit is not over.
+    ([0.05, 0.05, 0.05, 0.05], None),
+    # after a crossing the policy collapses and KL returns to 0: the first crossing counts.
+    ([0.01, 0.02, 0.3, 11.6, 0.0, 0.0], 2),
+    # CartPole at high LRs: catastrophic jumps (> 10 x limit) between collapsed, motionless points.
+    ([0.01, 0.02, 0.01, 2.27, 0.0, 0.0, 0.64], 3),
+    # exactly 10 x limit is not a spike; 0.5001 is.
+    ([0.01, 0.01, 0.5, 0.01, 0.01], None),
+    ([0.01, 0.01, 0.5001, 0.01, 0.01], 2),
+])
+def test_first_unhealthy_on_hand_made_series(values: list[float], expected: int | None) -> None:
+    from clr_rl.tuning import first_unhealthy
+
+    assert first_unhealthy(values, 0.05) == expected
+    assert sustained_start(values, 0.05) == expected
+
+
+@pytest.mark.parametrize(("losses", "expected"), [
+    # medians from index 2: 1, 1, 1, 5 (> 4 x 1) -> index 5.
+    ([1.0, 1.0, 1.0, 1.0, 5.0, 5.0], 5),
+    # a single spike is absorbed by the median.
+    ([1.0, 1.0, 1.0, 9.0, 1.0, 1.0], None),
+    # the lowest median falls to 0.5 at index 4, so 2.1 (> 2.0) fires at index 7.
+    ([1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 2.1, 2.1], 7),
+    # a NaN: the median of [1, NaN] is its upper value (NaN counts as +inf) -> index 1.
+    ([1.0, float("nan"), float("nan")], 1),
+])
+def test_td_loss_rule_on_hand_made_series(losses: list[float], expected: int | None) -> None:
+    from clr_rl.tuning import td_loss_unhealthy
+
+    assert td_loss_unhealthy(losses, 4.0) == expected
+
+
+@pytest.mark.parametrize(("timesteps", "update", "k", "expected"), [
+    # Pendulum-v1 (Zoo: 4 envs x 1024 steps, 10 epochs x 4096/64 minibatches = 640 steps): 30,000 -> 8 updates,
+    # 5,120 steps; the largest divisor g of 640 with 5,120 / g >= 24 is 160 (213 is not a divisor) -> 32 points.
+    (30000, 4096, 640, (8, 32768, 160, 32)),
+    # CartPole-v1 (Zoo: 8 x 32 = 256 per update, 20 epochs x 1 minibatch): 8,000 -> 32 updates >= 24 -> per update.
+    (8000, 256, 20, (32, 8192, 20, 32)),
+    # one Pendulum update only: 640 / g >= 24 -> g = 20 (divisors 16, 20, 32 ...) -> 32 points.
+    (4096, 4096, 640, (1, 4096, 20, 32)),
+    # 23 updates of one step: 23 x 1 < 24 cannot happen per update; 2 steps per update -> 46 >= 24, g = 1.
+    (5888, 256, 2, (23, 5888, 1, 46)),
+])
+def test_ppo_resolution_arithmetic(timesteps: int, update: int, k: int, expected: tuple[int, int, int, int]) -> None:
+    from clr_rl.tuning import ppo_resolution
+
+    r = ppo_resolution(timesteps, update_timesteps=update, steps_per_update=k, start_lr=1e-6, end_lr=1e-1)
+    assert (r.updates, r.timesteps, r.steps_per_point, r.points) == expected
+    assert r.points >= 24 and r.timesteps >= timesteps > r.timesteps - update
+    # neighbouring points are g steps apart on a ramp of S - 1 geometric steps from 1e-6 to 1e-1
+    s_total = r.updates * k
+    assert r.ratio == pytest.approx(1e5 ** (r.steps_per_point / (s_total - 1)), rel=1e-12)
+
+
+@pytest.mark.parametrize(("timesteps", "update", "k", "points", "needed"), [
+    # 1 update x 20 steps = 20 < 24: two updates are needed, i.e. more than 256 timesteps.
+    (256, 256, 20, 24, 257),
+    # CartPole with n_epochs=1 (K = 1): 23 updates = 23 points; 24 updates need > 23 x 256 timesteps.
+    (5888, 256, 1, 24, 5889),
+    # --points 100 with K = 20: 5 updates -> > 4 x 256.
+    (1000, 256, 20, 100, 1025),
+])
+def test_ppo_resolution_refuses_with_the_budget_needed(timesteps: int, update: int, k: int, points: int,
+                                                      needed: int) -> None:
+    from clr_rl.tuning import ppo_resolution
+
+    with pytest.raises(ValueError, match=rf"--timesteps={timesteps} .* needs --timesteps >= {needed}$"):
+        ppo_resolution(timesteps, update_timesteps=update, steps_per_update=k, start_lr=1e-6, end_lr=1e-1,
+                       points=points)
+    ok_ = ppo_resolution(needed, update_timesteps=update, steps_per_update=k, start_lr=1e-6, end_lr=1e-1,
+                         points=points)
+    assert ok_.points >= points
+
+
+def test_dqn_resolution_arithmetic_and_refusal() -> None:
+    from clr_rl.tuning import dqn_resolution
+
+    # train() at 104, 108, ..., 1000 (multiples of 4 above learning_starts=100): 225 calls
+    r = dqn_resolution(1000, update_timesteps=4, learning_starts=100, start_lr=1e-5, end_lr=1e-1)
+    assert (r.points, r.timesteps) == (225, 1000)
+    assert r.ratio == pytest.approx(1e4 ** (4 / 1000), rel=1e-12)
+    # Zoo CartPole DQN: train_freq 256, learning_starts 1000 -> calls at 1024, 1280, ...; 24 calls end at 6912
+    with pytest.raises(ValueError, match=r"--timesteps=5000 gives 17 DQN train\(\) calls .* needs --timesteps >= 6657"):
+        dqn_resolution(5000, update_timesteps=256, learning_starts=1000, start_lr=1e-5, end_lr=1e-1)
+    assert dqn_resolution(6657, update_timesteps=256, learning_starts=1000, start_lr=1e-5, end_lr=1e-1).points == 24
+    assert dqn_resolution(6656, update_timesteps=256, learning_starts=1000, start_lr=1e-5, end_lr=1e-1,
+                          points=23).points == 23
+
+
+def check_single_result(result: dict[str, Any], *, start: float, end: float, updates: int, k_total: int,
+                        g: int, update_timesteps: int) -> None:
+    """Every number of a PPO single-run result against the documented arithmetic and rules."""
+    rows = result["points"]
+    s_total = updates * k_total
+    assert len(rows) == s_total // g >= 24
+    assert result["resolution"]["points"] == len(rows)
+    ramp = Exponential(start, end)
+    for i, r in enumerate(rows):
+        assert r["steps"] == g
+        assert r["update"] == i * g // k_total
+        assert r["timesteps"] == (r["update"] + 1) * update_timesteps  # the update trains after its rollout
+        # the point's LR is the ramp at its last gradient step: step (i + 1) g - 1 of S - 1
+        assert r["lr"] == pytest.approx(ramp(1 - ((i + 1) * g - 1) / (s_total - 1)), rel=1e-9)
+        assert r["lr_first"] == pytest.approx(ramp(1 - (i * g) / (s_total - 1)), rel=1e-9)
+        assert r["kl_per_update"] == pytest.approx(r["kl"] * k_total / g, rel=1e-12)
+        assert r["kl"] >= -1e-7 and 0.0 <= r["clip_fraction"] <= 1.0
+    assert rows[0]["lr_first"] == pytest.approx(start, rel=1e-9) and rows[-1]["lr"] == pytest.approx(end, rel=1e-9)
+    ratio = (end / start) ** (g / (s_total - 1))
+    assert [b["lr"] / a["lr"] for a, b in zip(rows, rows[1:])] == pytest.approx([ratio] * (len(rows) - 1), rel=1e-9)
+    assert result["resolution"]["lr_ratio_between_points"] == pytest.approx(ratio, rel=1e-12)
+
+    first = sustained_start([r["kl_per_update"] for r in rows], 0.05)
+    if first is None:
+        at = len(rows) - 1
+        assert result["resolution"]["max_lr_bracket"] == [rows[at]["lr"], None]
+    else:
+        at = max(first - 1, 0)
+        assert f"first unhealthy point at lr={rows[first]['lr']:.3g}" in result["rule"]
+        assert result["resolution"]["max_lr_bracket"] == pytest.approx([rows[at]["lr"], rows[at + 1]["lr"]])
+        assert f"(x{ratio:.4g})" in result["resolution"]["max_lr_could_move"]
+    assert result["max_lr"] == float(f"{rows[at]['lr']:.3g}")
+    assert result["base_lr"] == float(f"{result['max_lr'] / 4:.3g}")
+    assert result["cost_timesteps"] == updates * update_timesteps
+
+
+def test_lr_range_single_ppo_cartpole_per_update(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
     out = tmp_path / "single"
-    total = 8000
-    # Zoo CartPole hyperparameters: n_envs=8 x n_steps=32 -> an update every 256 steps.
-    proc = ok(run_main(capsys, "lr-range", "--method", "single", "--env", ENV, "--timesteps", str(total),
+    # Zoo CartPole hyperparameters: n_envs=8 x n_steps=32 -> an update every 256 steps, 20 epochs x 1 minibatch;
+    # 8,000 -> 32 updates = 32 points, one per update.
+    proc = ok(run_main(capsys, "lr-range", "--method", "single", "--env", ENV, "--timesteps", "8000",
                        "--range", "1e-6:1e-1", "--device", "cpu", "--out", out))
+    assert "8,192 timesteps (32 updates of 256; --timesteps 8,000 rounded up to whole updates), 32 LR points" \
+        in proc.stdout.splitlines()[0]  # the cost, printed before training
     (line,) = [x for x in proc.stdout.splitlines() if x.startswith("suggested: ")]
     schedule = parse_schedule(line.removeprefix("suggested: "))
     assert isinstance(schedule, Triangular2)
-    assert 0 < schedule.base_lr < schedule.max_lr
-
     result = json.loads((out / "lr_range.json").read_text())
-    rows = result["updates"]
-    ramp = Exponential(1e-6, 1e-1)
-    assert [r["timesteps"] for r in rows] == list(range(256, total + 256, 256))  # one row per update
-    for r in rows:
-        assert r["lr"] == pytest.approx(ramp(1 - r["timesteps"] / total), rel=1e-9)
-        assert {"approx_kl", "clip_fraction"} <= set(r)
-    inside = [r["lr"] for r in rows if r["timesteps"] <= total]
-    ratios = [b / a for a, b in zip(inside, inside[1:])]
-    assert ratios == pytest.approx([(1e-1 / 1e-6) ** (256 / total)] * len(ratios), rel=1e-9)  # geometric
-
-    kl = first_unhealthy([r["approx_kl"] for r in rows], 0.05)
-    clip = first_unhealthy([r["clip_fraction"] for r in rows], 0.5)
-    hits = [i for i in (kl, clip) if i is not None]
-    if hits:
-        first = min(hits)
-        expected_max = float(f"{rows[max(first - 1, 0)]['lr']:.3g}")
-        assert f"timestep {rows[first]['timesteps']}" in result["rule"]
-    else:
-        expected_max = float(f"{rows[-1]['lr']:.3g}")
-    assert result["max_lr"] == expected_max
-    assert result["base_lr"] == float(f"{expected_max / 4:.3g}")
+    check_single_result(result, start=1e-6, end=1e-1, updates=32, k_total=20, g=20, update_timesteps=256)
     assert (schedule.base_lr, schedule.max_lr) == (result["base_lr"], result["max_lr"])
-    assert result["cost_timesteps"] == total
+    assert "running median of 3 points or by one point above 10 x 0.05" in result["rule"]
     with Image.open(out / "lr_range.png") as img:
         assert img.format == "PNG"
+
+
+def test_lr_range_single_ppo_pendulum_measures_within_updates(tmp_path: Path) -> None:
+    """Pendulum's Zoo update is 4 x 1024 = 4,096 timesteps; one update of 640 gradient steps still gives
+    32 points of 20 steps each (the per-update test had 1)."""
+    from clr_rl.tuning import lr_range_single
+
+    result = lr_range_single(algo="ppo", env_id="Pendulum-v1", timesteps=4096, out=tmp_path / "p", device="cpu")
+    check_single_result(result, start=1e-6, end=1e-1, updates=1, k_total=640, g=20, update_timesteps=4096)
+    assert result["resolution"]["grain"] == "one point per 20 of the 640 gradient steps of an update"
+    # the LR ramp really reached the optimizer: tiny LRs barely move the policy, the largest move it
+    rows = result["points"]
+    assert rows[0]["kl"] < 1e-6 < max(r["kl"] for r in rows[-8:])
+
+
+def test_lr_range_single_refuses_a_budget_below_the_points(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o"
+    # n_epochs=1 and batch 256 = rollout: one gradient step per update; 23 updates < 24 points
+    rc = main(["lr-range", "--method", "single", "--env", ENV, "--timesteps", "5888", "--hp", "n_epochs=1",
+               "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("clr-rl: error: --timesteps=5888 gives 23 update(s) x 1 gradient steps = 23 LR points")
+    assert err.rstrip().endswith("needs --timesteps >= 5889") and len(err.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_lr_range_single_dqn_reports_td_loss(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -662,8 +813,9 @@ def test_lr_range_single_dqn_reports_td_loss(tmp_path: Path, capsys: pytest.Capt
                        "--out", out))
     assert any(x.startswith("suggested: ") for x in proc.stdout.splitlines())
     result = json.loads((out / "lr_range.json").read_text())
-    rows = result["updates"]
-    assert [r["timesteps"] for r in rows] == list(range(104, total + 1, 4))  # one row per train() call
+    rows = result["points"]
+    assert [r["timesteps"] for r in rows] == list(range(104, total + 1, 4))  # one point per train() call
+    assert result["resolution"]["points"] == 225
     assert all(math.isfinite(r["loss"]) and r["loss"] >= 0 for r in rows)
     ramp = Exponential(1e-5, 1e-1)
     for r in rows:
