@@ -19,8 +19,8 @@ from clr_rl.errors import ConfigError
 from clr_rl.store import read_json, write_text_atomic
 
 __all__ = ["Resolution", "dqn_resolution", "first_unhealthy", "lr_grid", "lr_range_single", "lr_range_sweep",
-           "parse_grid", "parse_range", "ppo_resolution", "ramp_progress", "suggest_from_sweep", "td_loss_unhealthy",
-           "tune"]
+           "parse_grid", "parse_range", "ppo_resolution", "ramp_progress", "single_resolution", "suggest_from_sweep",
+           "td_loss_unhealthy", "tune"]
 
 CRITERIA = ("auc", "final")
 
@@ -342,6 +342,25 @@ def ppo_resolution(timesteps: int, *, update_timesteps: int, steps_per_update: i
                       (end_lr / start_lr) ** (g / (updates * steps_per_update - 1)))
 
 
+def single_resolution(algo: str, env_id: str, timesteps: int, *, overrides: dict[str, Any] | None = None,
+                      start_lr: float = 1e-6, end_lr: float = 1e-1, points: int = 24) -> Resolution:
+    """The resolution a single-run range test of this algo, env and budget would have (nothing is
+    trained); raises ConfigError with the timesteps needed when it cannot reach ``points``. A batch
+    can call this while planning, before anything runs."""
+    from clr_rl.runner import RunConfig, prepare
+    from clr_rl.schedules import Exponential
+
+    agent = prepare(RunConfig(algo=algo, env_id=env_id, schedule=Exponential(start_lr, end_lr), timesteps=timesteps,
+                              overrides=dict(overrides or {}))).agent
+    if algo == "ppo":
+        return ppo_resolution(timesteps, update_timesteps=agent.timesteps_per_update(),
+                              steps_per_update=agent.gradient_steps_per_update(), start_lr=start_lr, end_lr=end_lr,
+                              points=points)
+    return dqn_resolution(timesteps, update_timesteps=agent.timesteps_per_update(),
+                          learning_starts=int(agent.hyperparams["learning_starts"]), start_lr=start_lr, end_lr=end_lr,
+                          points=points)
+
+
 def ramp_progress(step: int, total_steps: int) -> float:
     """``progress_remaining`` of gradient step ``step`` (0-based) of ``total_steps``: the PPO range
     test's ramp runs per gradient step, from start_lr at the first to end_lr at the last.
@@ -559,19 +578,11 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
     if not 0 < start_lr < end_lr:
         raise ConfigError(f"--range: start {start_lr} must be > 0 and < end {end_lr}")
     ramp = Exponential(start_lr, end_lr)
-    agent = prepare(RunConfig(algo=algo, env_id=env_id, schedule=ramp, timesteps=timesteps, seed=seed,
-                              device=device, overrides=dict(overrides or {}))).agent
-    hp = agent.hyperparams
-    if algo == "ppo":
-        res = ppo_resolution(timesteps, update_timesteps=agent.timesteps_per_update(),
-                             steps_per_update=agent.gradient_steps_per_update(), start_lr=start_lr, end_lr=end_lr,
-                             points=points)
-    else:
-        res = dqn_resolution(timesteps, update_timesteps=agent.timesteps_per_update(),
-                             learning_starts=int(hp["learning_starts"]), start_lr=start_lr, end_lr=end_lr,
-                             points=points)
+    res = single_resolution(algo, env_id, timesteps, overrides=overrides, start_lr=start_lr, end_lr=end_lr,
+                            points=points)
     prepared = prepare(RunConfig(algo=algo, env_id=env_id, schedule=ramp, timesteps=res.timesteps, seed=seed,
                                  device=device, overrides=dict(overrides or {})))
+    agent, hp = prepared.agent, prepared.agent.hyperparams
     print(f"lr-range single: {res.timesteps:,} timesteps ({res.updates} updates of {res.update_timesteps:,}; "
           f"--timesteps {timesteps:,} rounded up to whole updates), {res.points} LR points, {res.grain()}; "
           f"LR x{res.ratio:.4g} between neighbouring points", flush=True)

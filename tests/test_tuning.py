@@ -706,6 +706,21 @@ def test_ppo_resolution_refuses_with_the_budget_needed(timesteps: int, update: i
     assert ok_.points >= points
 
 
+def test_acceptance_pendulum_30000_measures_at_least_24_points() -> None:
+    """`clr-rl lr-range --algo ppo --env Pendulum-v1 --method single --timesteps 30000`: the Zoo's 4 x 1024
+    rollout and 10 epochs x 64 minibatches give 8 updates = 5,120 gradient steps -> 32 points of 160 steps
+    (the per-update test measured 8). The full run is committed in results/reference/lr-range-resolution/."""
+    from clr_rl.errors import ConfigError
+    from clr_rl.tuning import single_resolution
+
+    r = single_resolution("ppo", "Pendulum-v1", 30000)
+    assert (r.updates, r.steps_per_update, r.steps_per_point, r.points, r.timesteps) == (8, 640, 160, 32, 32768)
+    assert r.ratio == pytest.approx(1e5 ** (160 / 5119), rel=1e-12)
+    assert single_resolution("ppo", "Pendulum-v1", 30000, points=100).steps_per_point == 40  # 5120 / 40 = 128
+    with pytest.raises(ConfigError, match=r"needs --timesteps >= 36865$"):  # 6400 points need 10 updates
+        single_resolution("ppo", "Pendulum-v1", 30000, points=6400)
+
+
 def test_dqn_resolution_arithmetic_and_refusal() -> None:
     from clr_rl.tuning import dqn_resolution
 
