@@ -32,6 +32,7 @@ import numpy as np
 
 from clr_rl import stats as st
 from clr_rl.envs import env_info
+from clr_rl.errors import ConfigError
 from clr_rl.store import read_evaluations, read_json, write_text_atomic
 
 __all__ = ["EnvRefs", "Report", "RunData", "analyse", "collect", "compute_stats", "measure_random_score", "report",
@@ -78,7 +79,7 @@ def collect(out: Path) -> tuple[dict[str, Any], list[RunData]]:
     """The batch's resolved spec and every planned run with whatever it has written so far."""
     path = out / "spec.resolved.json"
     if not path.is_file():
-        raise ValueError(f"out={str(out)!r} is not a batch folder (spec.resolved.json missing)")
+        raise ConfigError(f"out={str(out)!r} is not a batch folder (spec.resolved.json missing)")
     resolved = read_json(path)
     runs = []
     for r in resolved["runs"]:
@@ -299,6 +300,7 @@ class Comparison:
     decision_ci: tuple[float, float] | None
     verdict: str
     reason: str
+    seeds_needed: int | None
     text: str
 
 
@@ -437,7 +439,7 @@ def _test(table: dict[tuple[str, str], list[Score]], envs: list[str], arm: str, 
         return seeds, {"skip": "every run of both arms scored the same in each env: the runs cannot tell them apart"}
     estimate, samples = st.poi_samples(x, y, reps=reps, rng=st.rng_for(seed, "improvement", arm, baseline))
     p = st.permutation_pvalue(x, y, reps=reps, rng=st.rng_for(seed, "permutation", arm, baseline))
-    return seeds, {"estimate": estimate, "samples": samples, "p_value": p, "n": len(seeds)}
+    return seeds, {"estimate": estimate, "samples": samples, "p_value": p, "x": x, "y": y}
 
 
 def _comparisons(table: dict[tuple[str, str], list[Score]], envs: list[str], arms: list[str], baseline: str,
@@ -448,15 +450,22 @@ def _comparisons(table: dict[tuple[str, str], list[Score]], envs: list[str], arm
     for arm, (seeds, t) in tests.items():
         d = decisions[arm]
         if d.verdict == "NO VERDICT":
-            out[arm] = Comparison(seeds, None, None, None, None, None, None, d.verdict, d.reason,
+            out[arm] = Comparison(seeds, None, None, None, None, None, None, d.verdict, d.reason, None,
                                   f"{arm}: NO VERDICT against {baseline}: {d.reason}")
             continue
         lo, hi = (float(v) for v in np.quantile(t["samples"], [0.025, 0.975]))
         assert d.ci is not None and d.level is not None
+        reason, need = d.reason, None
+        if d.verdict == "INCONCLUSIVE":
+            need = st.seeds_needed(t["x"], t["y"], level=d.level, margin=margin,
+                                   rng=st.rng_for(seed, "seeds-needed", arm, baseline))
+            reason += (f"; about {need} seeds per env would decide if the arms stay as observed" if need else
+                       "; no number of seeds up to 320 per env is predicted to decide (a difference near the margin)")
         text = (f"{arm} {d.verdict} against {baseline}: P(improvement) {t['estimate']:.2f}, "
                 f"{100 * (1 - d.level):.4g}% CI [{d.ci[0]:.2f}, {d.ci[1]:.2f}] at the Holm-adjusted level "
-                f"{d.level:.3g}; {d.reason} (seeds {seeds})")
-        out[arm] = Comparison(seeds, t["estimate"], lo, hi, t["p_value"], d.level, d.ci, d.verdict, d.reason, text)
+                f"{d.level:.3g}; {reason} (seeds {seeds})")
+        out[arm] = Comparison(seeds, t["estimate"], lo, hi, t["p_value"], d.level, d.ci, d.verdict, reason, need,
+                              text)
     return out
 
 
@@ -606,7 +615,16 @@ def _clean(x: Any) -> Any:
 
 
 def to_json(result: Report) -> dict[str, Any]:
-    return dict(_clean(asdict(result)))
+    """``stats.json``: the Report as JSON; curves keep their established layout (read by ``tensorboard``):
+    ``sample_efficiency = {"fractions": [...], arm: {"iqm", "ci_low", "ci_high"}}`` and
+    ``performance_profiles = {"taus": [...], arm: {"fraction", "ci_low", "ci_high"}}``."""
+    data = dict(_clean(asdict(result)))
+    for key, xs, xname, yname in (("sample_efficiency", "efficiency_fractions", "fractions", "iqm"),
+                                  ("performance_profiles", "profile_taus", "taus", "fraction")):
+        bands = data.pop(key)
+        data[key] = {xname: data.pop(xs), **{arm: {yname: b["point"], "ci_low": b["ci_low"], "ci_high": b["ci_high"]}
+                                             for arm, b in bands.items()}}
+    return data
 
 
 def compute_stats(resolved: dict[str, Any], runs: list[RunData], *, baseline: str, reps: int, seed: int,
@@ -775,10 +793,10 @@ def markdown(res: Report, runs: list[RunData], images: dict[str, str]) -> str:
 def _baseline(resolved: dict[str, Any], arms: list[str], baseline: str | None) -> str:
     chosen = baseline or resolved.get("baseline") or ("fixed-tuned" if "fixed-tuned" in arms else None)
     if chosen is None:
-        raise ValueError(f"baseline: this batch's spec names no baseline and has no arm named 'fixed-tuned'; "
+        raise ConfigError(f"baseline: this batch's spec names no baseline and has no arm named 'fixed-tuned'; "
                          f"pass baseline= (one of {', '.join(arms)})")
     if chosen not in arms:
-        raise ValueError(f"baseline={chosen!r} is not an arm of this batch; expected one of {', '.join(arms)}")
+        raise ConfigError(f"baseline={chosen!r} is not an arm of this batch; expected one of {', '.join(arms)}")
     return str(chosen)
 
 
@@ -786,7 +804,7 @@ def _margin(resolved: dict[str, Any], margin: float | None) -> float:
     if margin is None:
         margin = ((resolved.get("spec") or {}).get("report") or {}).get("margin", 0.1)
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 0.5:
-        raise ValueError(f"margin={margin!r} must be a number in (0, 0.5)")
+        raise ConfigError(f"margin={margin!r} must be a number in (0, 0.5)")
     return float(margin)
 
 
@@ -800,7 +818,7 @@ def report(out: Path | str, *, baseline: str | None = None, reps: int = 2000, se
 
     out = Path(out)
     if reps < 10:
-        raise ValueError(f"reps={reps} must be >= 10")
+        raise ConfigError(f"reps={reps} must be >= 10")
     resolved, runs = collect(out)
     arms = list(dict.fromkeys(r.arm for r in runs))
     chosen, m = _baseline(resolved, arms, baseline), _margin(resolved, margin)

@@ -248,31 +248,34 @@ def holm_levels(pvalues: dict[str, float], alpha: float = 0.05) -> dict[str, tup
     return out
 
 
-def seeds_needed(samples: np.ndarray, estimate: float, n: int, *, level: float, margin: float,
-                 cap: int = 10_000) -> int | None:
-    """Seeds per env that would make the CI narrow enough to decide, if the estimate holds.
+def seeds_needed(x: np.ndarray, y: np.ndarray, *, level: float, margin: float, rng: np.random.Generator,
+                 draws: int = 200, cap: int = 320) -> int | None:
+    """Seeds per env that would make the CI of P(X > Y) narrow enough to decide, if the arms stay as observed.
 
-    The bootstrap spread of P(improvement) at the observed ``n`` runs per env is scaled as
-    ``1/sqrt(n)`` (the rate of a U statistic): the CI half-width at level ``level`` is
-    ``z * sd * sqrt(n / N)``. A decision needs it below ``|P - 0.5|`` (BEATS/WORSE) or below
-    ``margin - |P - 0.5|`` (EQUIVALENT); the smaller N wins. None when neither is reachable
-    (the estimate sits on the margin) or above ``cap``.
+    For N = n+1, then 25% more each step up to ``cap``: ``draws`` synthetic batches of N runs per
+    env and arm are resampled from the observed per-env scores, and the ``(level/2, 1 - level/2)``
+    quantiles of their P(improvement) are the CI predicted at N. The first N whose predicted CI
+    excludes 0.5 (BEATS / WORSE) or lies inside ``[0.5 - margin, 0.5 + margin]`` (EQUIVALENT)
+    is returned; None when no N up to ``cap`` decides.
 
-    >>> seeds_needed(np.array([0.4, 0.6] * 50), 0.5, 5, level=0.05, margin=0.1)
-    20
+    >>> seeds_needed(np.array([[3.0], [4.0]]), np.array([[1.0], [2.0]]), level=0.05, margin=0.1,
+    ...              rng=np.random.default_rng(0))  # always separated: one more seed
+    3
     """
-    from scipy.stats import norm
-
-    sd = float(np.std(samples))
-    d = abs(estimate - 0.5)
-    if sd == 0:
-        return None
-    z = float(norm.ppf(1 - level / 2))
-    targets = [t for t in (d, margin - d) if t > 0]
-    if not targets:
-        return None
-    need = min(math.ceil(n * (z * sd / t) ** 2) for t in targets)
-    return need if need <= cap else None
+    x, y = _finite("x", x), _finite("y", y)
+    n, sizes = x.shape[0], []
+    size = n + 1
+    while size <= cap:
+        sizes.append(size)
+        size = max(size + 1, math.ceil(size * 1.25))
+    for size in sizes:
+        cols = np.arange(x.shape[1])  # resample runs within each env
+        xs = x[rng.integers(0, n, size=(draws, size, x.shape[1])), cols]
+        ys = y[rng.integers(0, y.shape[0], size=(draws, size, y.shape[1])), cols]
+        lo, hi = np.quantile(_poi(xs, ys), [level / 2, 1 - level / 2])
+        if lo > 0.5 or hi < 0.5 or (0.5 - margin <= lo and hi <= 0.5 + margin):
+            return size
+    return None
 
 
 @dataclass(frozen=True)
@@ -288,8 +291,8 @@ class Decision:
 def decide(tests: dict[str, dict[str, Any]], *, alpha: float = 0.05, margin: float = 0.1) -> dict[str, Decision]:
     """Verdicts for every arm compared with the baseline, Holm-corrected over those arms.
 
-    ``tests[arm]`` holds ``estimate``, ``samples`` (bootstrap distribution of P), ``p_value``
-    (permutation) and ``n`` (seeds per env), or ``skip`` (why there is no verdict). BEATS /
+    ``tests[arm]`` holds ``estimate``, ``samples`` (bootstrap distribution of P) and ``p_value``
+    (permutation), or ``skip`` (why there is no verdict). BEATS /
     WORSE: the permutation test rejects at the Holm level *and* the bootstrap CI at that level
     excludes 0.5 on the same side; EQUIVALENT: that CI lies inside ``[0.5 - margin, 0.5 + margin]``;
     INCONCLUSIVE otherwise.
@@ -310,10 +313,7 @@ def decide(tests: dict[str, dict[str, Any]], *, alpha: float = 0.05, margin: flo
         elif 0.5 - margin <= lo and hi <= 0.5 + margin:
             verdict, reason = "EQUIVALENT", f"CI inside [{0.5 - margin:.3g}, {0.5 + margin:.3g}]"
         else:
-            need = seeds_needed(t["samples"], t["estimate"], t["n"], level=level, margin=margin)
-            verdict = "INCONCLUSIVE"
-            reason = (f"about {need} seeds per env would decide, if the estimate holds" if need
-                      else "the estimate sits on the equivalence margin: no number of seeds is predicted to decide")
+            verdict, reason = "INCONCLUSIVE", "the CI neither excludes 0.5 nor lies inside the equivalence margin"
         out[arm] = Decision(verdict, level, (lo, hi), reason)
     return {a: out[a] for a in tests}
 

@@ -434,8 +434,8 @@ def test_report_is_reproducible_for_a_seed(batch: Path, built: dict[str, Any]) -
     for arm in ARMS:
         for name in ("iqm", "median", "mean", "optimality_gap"):
             assert s4["aggregates"][arm][name]["estimate"] == s3["aggregates"][arm][name]["estimate"]
-        assert s4["performance_profiles"][arm]["point"] == s3["performance_profiles"][arm]["point"]
-        assert s4["sample_efficiency"][arm]["point"] == s3["sample_efficiency"][arm]["point"]
+        assert s4["performance_profiles"][arm]["fraction"] == s3["performance_profiles"][arm]["fraction"]
+        assert s4["sample_efficiency"][arm]["iqm"] == s3["sample_efficiency"][arm]["iqm"]
     assert s4["comparisons"]["around"]["estimate"] == s3["comparisons"]["around"]["estimate"]
     bands = [(s[k][arm]["ci_low"], s[k][arm]["ci_high"]) for s in (s3, s4) for arm in ARMS
              for k in ("performance_profiles", "sample_efficiency")]
@@ -531,12 +531,12 @@ def _accumulator(folder: Path) -> Any:
 
 
 def test_tensorboard_run_names_hparams_and_layout(batch: Path) -> None:
-    from tensorboard.plugins.custom_scalar.layout_pb2 import Layout
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
     runs = batch / "runs"
     expected = {f"{e}/{a}/seed{s}" for e in ENVS for a in ARMS for s in SEEDS}
-    assert _event_dirs(runs) == expected | {"."}  # "." holds the custom-scalars layout
+    dirs = _event_dirs(runs)
+    assert expected <= dirs and "." not in dirs and "_layout" in dirs
     records = _records(batch)
     tags_by_env: dict[str, set[str]] = {e: set() for e in ENVS}
     for name in sorted(expected):
@@ -554,9 +554,6 @@ def test_tensorboard_run_names_hparams_and_layout(batch: Path) -> None:
         assert {k for k in hp if k.startswith("lr.")} == {f"lr.{k}" for k in params}
         for key, value in params.items():
             assert hp[f"lr.{key}"] == pytest.approx(value)
-        experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-        assert {m.name.tag for m in experiment.metric_infos} == {"eval/final_return", "eval/auc"}
-        assert {"arm", "env", "seed", "algo", "schedule_kind"} <= {h.name for h in experiment.hparam_infos}
         # the metrics themselves, and the per-env tags that feed the layout
         final = acc.Scalars("eval/final_return")
         assert [e.value for e in final] == pytest.approx([record["final_eval"]["mean_return"]])
@@ -569,21 +566,13 @@ def test_tensorboard_run_names_hparams_and_layout(batch: Path) -> None:
         assert [(e.step, e.value) for e in acc.Scalars(lr)] == [(e.step, e.value)
                                                                 for e in acc.Scalars("train/lr_applied")]
         tags_by_env[env] |= {t for t in scalars if t.startswith("env/")}
-    # the layout in runs/ itself: one category per env, charts matching that env's tags only
-    root = _accumulator(runs)
-    assert "custom_scalars__config__" in root.PluginTagToContent("custom_scalars")
-    # the layout proto is the tensor's value (the plugin content itself is empty)
-    layout = Layout.FromString(root.Tensors("custom_scalars__config__")[-1].tensor_proto.string_val[0])
-    assert [c.title for c in layout.category] == list(ENVS)
-    for category in layout.category:
-        env = category.title
-        regexes = [tag for chart in category.chart for tag in chart.multiline.tag]
-        assert len(regexes) == 2
-        for wanted in (f"env/{env}/eval_return", f"env/{env}/lr"):
-            assert wanted in tags_by_env[env]
-            assert sum(bool(re.fullmatch(rx, wanted)) for rx in regexes) == 1
-        others = set().union(*(tags for e, tags in tags_by_env.items() if e != env))
-        assert not any(re.search(rx, t) for rx in regexes for t in others)
+    # the custom-scalars layout lives in runs/_layout (no run "."): its charts are checked in test_tensorboard.py
+    assert (runs / "_layout").is_dir() and not list(runs.glob("events.out.tfevents.*"))
+    # the HParams experiment (columns and metrics) is written once, in runs/_layout
+    content = _accumulator(runs / "_layout").PluginTagToContent("hparams")
+    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {"eval/final_return", "eval/auc"} <= {m.name.tag for m in experiment.metric_infos}
+    assert {"arm", "env", "seed", "algo", "schedule_kind"} <= {h.name for h in experiment.hparam_infos}
 
 
 def _free_port() -> int:
@@ -616,7 +605,7 @@ def test_tensorboard_command_serves_the_runs(batch: Path, tmp_path: Path) -> Non
                 pass
             time.sleep(0.5)
         assert expected <= set(names), names
-        assert set(names) <= expected | {"."}
+        assert "." not in names
         # SIGTERM (like Ctrl-C) stops clr-rl tensorboard and the TensorBoard it started
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
@@ -639,3 +628,50 @@ def test_tensorboard_bad_input_exits_2(tmp_path: Path) -> None:
     (tmp_path / "file.txt").write_text("x")
     _one_line_error(_run("tensorboard", tmp_path / "file.txt", cwd=tmp_path), "is not a folder")
     _one_line_error(_run("tensorboard", tmp_path, "--port", "70000", cwd=tmp_path), "--port=70000")
+
+
+# ============================================================================ acceptance: verdicts on real training
+
+ACCEPT_SPEC = """\
+name = "acceptance"
+algo = "ppo"
+seeds = 5
+timesteps = 12288
+envs = ["CartPole-v1"]
+baseline = "fixed-tuned"
+[eval]
+every = 4096
+episodes = 5
+[arms.fixed-tuned]
+kind = "constant"
+lr = "tuned"
+[arms.same-as-baseline]
+kind = "constant"
+lr = "tuned"
+[arms.cannot-learn]
+kind = "constant"
+lr = 1e-7
+"""
+
+
+def test_acceptance_identical_arm_is_never_significant_and_a_dead_lr_is_worse(tmp_path: Path) -> None:
+    """CartPole-v1, 5 seeds, 4096 steps: an arm identical to the baseline under another name is
+    EQUIVALENT or INCONCLUSIVE; an arm at LR 1e-7 is WORSE; report.md names the correction."""
+    from clr_rl.batch import compare
+    from clr_rl.report import report
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(ACCEPT_SPEC)
+    out = tmp_path / "out"
+    assert compare(spec, out=out, workers=2) == 0
+    assert report(out, reps=1000, seed=0) == 0
+    st = json.loads((out / "report" / "stats.json").read_text())
+    md = (out / "report" / "report.md").read_text()
+    same, dead = st["comparisons"]["same-as-baseline"], st["comparisons"]["cannot-learn"]
+    assert same["verdict"] in ("EQUIVALENT", "INCONCLUSIVE"), same
+    assert dead["verdict"] == "WORSE", dead
+    assert dead["estimate"] < 0.5 and dead["decision_ci"][1] < 0.5
+    # Holm over the 2 arms: the smaller p-value is tested at 0.025, the other at 0.05
+    assert sorted([same["holm_level"], dead["holm_level"]]) == [0.025, 0.05]
+    assert "Holm" in md and "adjusted level per arm" in md
+    assert md.splitlines()[2] == "## The answer"
