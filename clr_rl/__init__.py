@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from clr_rl.schedules import (
     SCHEDULE_KINDS,
+    Alternating,
     Constant,
     CosineRestarts,
     Exponential,
@@ -18,8 +19,10 @@ from clr_rl.schedules import (
     Linear,
     OneCycle,
     Schedule,
+    Spike,
     Triangular,
     Triangular2,
+    bind_gradient_steps,
     bind_total_timesteps,
     check_lr_resolution,
     elapsed_fraction,
@@ -55,6 +58,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "SCHEDULE_KINDS",
+    "Alternating",
     "Constant",
     "CosineRestarts",
     "ExpRange",
@@ -63,9 +67,11 @@ __all__ = [
     "RunConfig",
     "OneCycle",
     "Schedule",
+    "Spike",
     "Triangular",
     "Triangular2",
     "__version__",
+    "bind_gradient_steps",
     "bind_total_timesteps",
     "check_lr_resolution",
     "compare",

@@ -52,6 +52,17 @@ class AgentConfig:
         steps = int(self.hyperparams["gradient_steps"])
         return steps if steps > 0 else self.timesteps_per_update()
 
+    def updates_before_learning(self) -> int:
+        """``train()`` calls skipped before learning starts (DQN's ``learning_starts``; PPO none)."""
+        if self.algo == "ppo":
+            return 0
+        return int(self.hyperparams["learning_starts"]) // self.timesteps_per_update()
+
+    def planned_gradient_steps(self, timesteps: int) -> int:
+        """Optimizer steps of a run of ``timesteps``: ``train()`` calls x gradient steps each."""
+        calls = math.ceil(timesteps / self.timesteps_per_update()) - self.updates_before_learning()
+        return max(1, calls * self.gradient_steps_per_update())
+
     def lr_update_every(self) -> tuple[int, str]:
         """Timesteps between two LR updates in SB3, and how that number arises."""
         key = "n_steps" if self.algo == "ppo" else "train_freq"

@@ -28,23 +28,14 @@ from stable_baselines3.common.vec_env import sync_envs_normalization
 
 from clr_rl.errors import Diverged
 from clr_rl.store import append_eval_row, write_json_atomic
+from clr_rl.tensorboard import LR_STEP_TAG, LR_TAG, RETURN_TAG, env_tag
 
 __all__ = [
     "LR_STEP_TAG", "LR_TAG", "MOMENTUM_TAG", "RETURN_TAG", "CheckFinite", "Checkpoint", "Evaluate", "Interrupt",
     "LogAppliedLR", "StopOnRequest", "install_step_hook", "parameters_finite", "trainer_callbacks",
 ]
 
-LR_TAG = "train/lr_applied"
-LR_STEP_TAG = "train/lr_per_step"
 MOMENTUM_TAG = "train/momentum_applied"
-RETURN_TAG = "eval/mean_return"
-
-
-def env_tag(env_id: str, name: str) -> str:
-    """Tag under which a run also logs ``name`` for the per-env custom-scalars charts."""
-    from clr_rl.tensorboard import env_tag as tag
-
-    return tag(env_id, name)
 
 
 class Interrupt:
@@ -286,8 +277,13 @@ def install_step_hook(model: Any, prepared: Any, writer: Any = None) -> Any:
             state["T"], state["k"] = t_update, 0
         total = model._total_timesteps or c.timesteps
         if c.lr_per_step:
-            t = t_update + min(state["k"] / steps, 1.0) * every
-            lr = schedule(1 - t / total)
+            if schedule.per_step_only:  # the exact gradient-step index, from the timestep count (survives resume)
+                u = max(0, t_update // every - 1 - agent.updates_before_learning())  # this train() call's index
+                lr = schedule(1 - (u * steps + state["k"]) / schedule.total_steps)
+                t = t_update
+            else:
+                t = t_update + min(state["k"] / steps, 1.0) * every
+                lr = schedule(1 - t / total)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if writer is not None and state["k"] * every % steps == 0:  # whole timesteps only

@@ -17,6 +17,18 @@ from typing import Any
 __all__ = ["main"]
 
 
+def _validating(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """For commands whose library functions validate with plain ValueError (schedules, tuning, the
+    report): such an error is bad input (exit 2). Not for commands that train in this process."""
+    def wrapped(args: argparse.Namespace) -> int:
+        from clr_rl.errors import config_errors
+
+        with config_errors():
+            return func(args)
+    return wrapped
+
+
+@_validating
 def _schedule_cmd(args: argparse.Namespace) -> int:
     from clr_rl.schedules import bind_total_timesteps, parse_schedule
 
@@ -53,12 +65,18 @@ def _train_cmd(args: argparse.Namespace) -> int:
     from clr_rl.record import Status
     from clr_rl.runner import check_out_dir, prepare, resume, train
 
-    if args.resume:
-        record = resume(args.out, progress_bar=not args.no_progress)
-    else:
-        prepared = prepare(_run_config(args))
-        check_out_dir(args.out)
-        record = train(prepared, args.out, progress_bar=not args.no_progress)
+    from clr_rl.errors import Diverged
+
+    try:
+        if args.resume:
+            record = resume(args.out, progress_bar=not args.no_progress)
+        else:
+            prepared = prepare(_run_config(args))
+            check_out_dir(args.out)
+            record = train(prepared, args.out, progress_bar=not args.no_progress)
+    except Diverged as exc:
+        print(f"clr-rl: the run diverged: {exc} (recorded as diverged in {args.out / 'run.json'})", file=sys.stderr)
+        return 1
     if record.status == Status.INTERRUPTED:
         print(f"interrupted at {record.timesteps_done} timesteps; continue with: "
               f"clr-rl train --resume --out {args.out}")
@@ -83,8 +101,9 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
         elif name == "overrides":
             p.add_argument(s.flag, dest=name, action="append", default=[], metavar="KEY=VALUE", help=s.help)
         else:
+            kwargs: dict[str, Any] = {"type": int} if s.parse is int else {}
             p.add_argument(s.flag, dest=name, choices=s.choices, help=s.help,
-                           default=None if default in ("", 0) else default)
+                           default=None if default in ("", 0) else default, **kwargs)
 
 
 def _run_config(args: argparse.Namespace) -> Any:
@@ -120,6 +139,7 @@ def _compare_cmd(args: argparse.Namespace) -> int:
                    retry_failed=args.retry_failed, backend=args.backend, address=args.address, device=args.device)
 
 
+@_validating
 def _tune_cmd(args: argparse.Namespace) -> int:
     from clr_rl.agents import parse_overrides
     from clr_rl.tuning import tune
@@ -131,6 +151,7 @@ def _tune_cmd(args: argparse.Namespace) -> int:
     return 1 if record["exit_status"] else 0
 
 
+@_validating
 def _lr_range_cmd(args: argparse.Namespace) -> int:
     from clr_rl.agents import parse_overrides
     from clr_rl.tuning import lr_range_single, lr_range_sweep, parse_range
@@ -147,18 +168,21 @@ def _lr_range_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+@_validating
 def _status_cmd(args: argparse.Namespace) -> int:
     from clr_rl.batch import print_status
 
     return print_status(args.dir)
 
 
+@_validating
 def _report_cmd(args: argparse.Namespace) -> int:
     from clr_rl.report import report
 
-    return report(args.dir, baseline=args.baseline, reps=args.reps, seed=args.seed)
+    return report(args.dir, baseline=args.baseline, reps=args.reps, seed=args.seed, margin=args.margin)
 
 
+@_validating
 def _tensorboard_cmd(args: argparse.Namespace) -> int:
     from clr_rl.tensorboard import serve
 
@@ -232,6 +256,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", help="arm to compare against (default: the spec's fixed-tuned arm)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--margin", type=float, default=None,
+                   help="equivalence margin on P(improvement), in (0, 0.5); default: the spec's [report] margin, "
+                        "else 0.1")
     p.set_defaults(func=_report_cmd)
 
     p = sub.add_parser("tensorboard", help="start TensorBoard on a batch")

@@ -62,8 +62,8 @@ class Status(StrEnum):
 class RunRecord:
     """What ``run.json`` holds. ``config`` is the resolved run (see ``PreparedRun.resolved``)."""
 
-    run_id: str
-    config: dict[str, Any]
+    run_id: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
     status: Status = Status.NOT_STARTED
     versions: dict[str, str] = field(default_factory=dict)
     started: str = ""

@@ -826,8 +826,12 @@ def report(out: Path | str, *, baseline: str | None = None, reps: int = 2000, se
     dest = out / "report"
     dest.mkdir(parents=True, exist_ok=True)
     images = plots.report_figures(result, runs, dest)
-    write_text_atomic(dest / "stats.json", json.dumps(to_json(result), indent=2, sort_keys=True) + "\n")
+    stats = to_json(result)
+    write_text_atomic(dest / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
     write_text_atomic(dest / "report.md", markdown(result, runs, images))
+    from clr_rl.tensorboard import write_aggregates
+
+    write_aggregates(out, stats)  # one TensorBoard run per (env, arm): mean and CI bands, rewritten each time
     done = sum(1 for r in runs if r.complete)
     print(f"report: {done}/{len(runs)} runs complete; baseline {chosen}")
     for v in result.verdicts.values():

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -22,7 +23,14 @@ from clr_rl.agents import ALGOS, OPTIMIZERS, AgentConfig, agent_config, build_mo
 from clr_rl.envs import env_family, env_info, make_env
 from clr_rl.errors import ConfigError, Diverged, config_errors
 from clr_rl.record import RunRecord, Status
-from clr_rl.schedules import Schedule, bind_total_timesteps, check_lr_resolution, parse_schedule, schedule_params
+from clr_rl.schedules import (
+    Schedule,
+    bind_gradient_steps,
+    bind_total_timesteps,
+    check_lr_resolution,
+    parse_schedule,
+    schedule_params,
+)
 from clr_rl.stats import auc
 from clr_rl.store import check_writable, read_json, write_evaluations
 
@@ -198,6 +206,7 @@ class RunConfig:
 
 
 _PROVENANCE_KEYS = ("tuned_lr", "tuned_lr_source", "tuned_lr_cost_timesteps")
+_NON_FINITE = re.compile(r"\b(nan|inf)\b", re.IGNORECASE)  # torch's "found invalid values: tensor([[nan, nan]])"
 
 
 @dataclass(frozen=True)
@@ -289,7 +298,8 @@ def check_out_dir(out: Path, *, resume: bool = False) -> None:
     """The output folder must be new (or empty), or hold a run when resuming; and be writable."""
     check_writable(out)
     if out.is_dir() and any(out.iterdir()) and not resume:
-        raise ConfigError(f"out={str(out)!r} is not empty; pick a new folder (or resume the run there)")
+        raise ConfigError(f"out={str(out)!r} is not empty; pick a new folder (or resume the run there: "
+                          "resume=True, --resume)")
 
 
 @cache
@@ -320,9 +330,16 @@ def prepare(config: RunConfig) -> PreparedRun:
         if config.algo == "dqn" and not _discrete_actions(config.env_id, family):
             raise ConfigError(f"env {config.env_id!r} has a continuous action space; DQN needs discrete actions")
         schedule = bind_total_timesteps(parse_schedule(config.schedule), config.timesteps)
+        if schedule.per_step_only:  # a period in gradient steps: needs the per-step hook and the step count
+            if not config.lr_per_step:
+                raise ConfigError(f"schedule {schedule}: {schedule.kind} changes the LR every gradient step (its "
+                                  "period is in gradient steps); set lr_per_step = true on the arm "
+                                  "(clr-rl train --lr-per-step)")
+            schedule = bind_gradient_steps(schedule, agent.planned_gradient_steps(config.timesteps))
         schedule(1.0)  # a timestep-based cycle without a total raises here
-        every, how = agent.lr_update_every()
-        check_lr_resolution(schedule, config.timesteps, every, how)
+        if not schedule.per_step_only:
+            every, how = agent.lr_update_every()
+            check_lr_resolution(schedule, config.timesteps, every, how)
         info = env_info(config.env_id)
         eval_every = config.eval_every if config.eval_every is not None else (
             info.eval_every if info else max(1, config.timesteps // 10))
@@ -348,17 +365,6 @@ def versions() -> dict[str, str]:
         "gymnasium": gymnasium.__version__,
         "platform": platform.platform(),
     }
-
-
-def _hparams(prepared: PreparedRun) -> dict[str, Any]:
-    c = prepared.config
-    out: dict[str, Any] = {
-        "algo": c.algo, "env": c.env_id, "arm": c.arm or prepared.schedule.kind, "seed": c.seed,
-        "schedule": str(prepared.schedule), "schedule_kind": prepared.schedule.kind, "optimizer": c.optimizer,
-    }
-    for key, value in schedule_params(prepared.schedule).items():
-        out[f"lr.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return out
 
 
 def buffer_gb(prepared: PreparedRun) -> float:
@@ -409,7 +415,7 @@ def _make_envs(prepared: PreparedRun, stack: ExitStack) -> tuple[Any, Any]:
 
 def _make_model(prepared: PreparedRun, out: Path, env: Any, resumed_from: int | None, stack: ExitStack) -> Any:
     """A fresh model (HParams logged) or the checkpoint's; logging to TensorBoard in ``out``."""
-    from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat
+    from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
     c, agent = prepared.config, prepared.agent
     if resumed_from is not None:
@@ -429,10 +435,11 @@ def _make_model(prepared: PreparedRun, out: Path, env: Any, resumed_from: int | 
         from clr_rl.callbacks import install_step_hook
 
         install_step_hook(model, prepared, writer=tb.writer)
-    if resumed_from is None:
-        model.logger.record("hparams", HParam(_hparams(prepared), {"eval/final_return": 0.0, "eval/auc": 0.0}),
-                            exclude=("stdout", "log", "json", "csv"))
-        model.logger.dump(0)
+    if resumed_from is None:  # this run's HParams session (the batch's experiment config lives in runs/_layout)
+        from clr_rl.tensorboard import run_hparams, session_start_summary
+
+        tb.writer._get_file_writer().add_summary(session_start_summary(run_hparams(prepared.resolved())))
+        tb.writer.flush()
     return model
 
 
@@ -451,8 +458,8 @@ def _learn(prepared: PreparedRun, model: Any, out: Path, eval_env: Any, state: d
                         progress_bar=progress_bar)
         except (Diverged, KeyboardInterrupt, SystemExit):
             raise
-        except Exception as exc:  # NaN parameters crash the next forward pass (e.g. NaN logits)
-            if not parameters_finite(model):
+        except Exception as exc:  # NaN/inf parameters or activations crash the next forward pass (NaN logits)
+            if not parameters_finite(model) or _NON_FINITE.search(str(exc)):
                 raise Diverged(f"parameters became non-finite ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
             raise
@@ -467,6 +474,10 @@ def _finish(prepared: PreparedRun, model: Any, out: Path, state: dict[str, Any],
     writer = next(fmt.writer for fmt in model.logger.output_formats if hasattr(fmt, "writer"))
     writer.add_scalar("eval/final_return", final["mean_return"], model.num_timesteps)
     writer.add_scalar("eval/auc", area, model.num_timesteps)
+    info = env_info(prepared.config.env_id)
+    if info is not None:
+        writer.add_scalar("eval/normalized_final_return", (final["mean_return"] - info.random_score)
+                          / (info.reference_score - info.random_score), model.num_timesteps)
     writer.flush()
     model.save(out / "model.zip")
     venv = model.get_vec_normalize_env()
@@ -500,18 +511,33 @@ def train(prepared: PreparedRun, out: Path | str, *, progress_bar: bool = False,
     state, resumed_from = _start_state(prepared, out, resume)
     record = RunRecord(run_id=prepared.run_id(), config=prepared.resolved(), versions=versions(), pid=os.getpid(),
                        resumed_from=resumed_from)
-    with record.lifecycle(out), ExitStack() as stack:
-        write_evaluations(out / "evaluations.csv", state["rows"])
-        env, eval_env = _make_envs(prepared, stack)
-        model = _make_model(prepared, out, env, resumed_from, stack)
-        if _learn(prepared, model, out, eval_env, state, progress_bar, resumed_from is not None):
-            # SB3 takes one more env step before it sees the stop; the run is done to its checkpoint.
-            record.timesteps_done = int(read_json(out / "checkpoint" / "state.json")["timesteps"])
-            record.wall_seconds = round(state["wall_seconds"], 3)
-            record.status = Status.INTERRUPTED
-        else:
-            _finish(prepared, model, out, state, record)
+    try:
+        with record.lifecycle(out), ExitStack() as stack:
+            write_evaluations(out / "evaluations.csv", state["rows"])
+            env, eval_env = _make_envs(prepared, stack)
+            model = _make_model(prepared, out, env, resumed_from, stack)
+            if _learn(prepared, model, out, eval_env, state, progress_bar, resumed_from is not None):
+                # SB3 takes one more env step before it sees the stop; the run is done to its checkpoint.
+                record.timesteps_done = int(read_json(out / "checkpoint" / "state.json")["timesteps"])
+                record.wall_seconds = round(state["wall_seconds"], 3)
+                record.status = Status.INTERRUPTED
+            else:
+                _finish(prepared, model, out, state, record)
+    finally:
+        _log_session_end(out, record.status)
     return record
+
+
+def _log_session_end(out: Path, status: Status) -> None:
+    """The HParams session's end status (finished: success; failed, diverged: failure)."""
+    from clr_rl.tensorboard import session_end_summary
+
+    end = session_end_summary(status.value)
+    if end is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(log_dir=str(out), filename_suffix=".session_end") as writer:
+            writer._get_file_writer().add_summary(end)
 
 
 def _load_checkpoint(prepared: PreparedRun, checkpoint: Path, env: Any) -> Any:

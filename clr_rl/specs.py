@@ -42,7 +42,8 @@ __all__ = ["Arm", "LRRangeSpec", "PlannedRun", "Spec", "TuneSpec", "load_spec", 
 
 _TOP_FIXED = {"name", "timesteps", "seeds", "envs", "suite", "eval", "overrides", "arms", "description", "baseline",
               "gpus_per_run", "tuned", "tune", "lr_range", "report"}
-_OVERRIDE_KEYS = {"timesteps", "eval_every", "eval_episodes", "hyperparams", "random_score", "reference_score"}
+_OVERRIDE_KEYS = {"timesteps", "eval_every", "eval_episodes", "hyperparams", "random_score", "reference_score",
+                  "vec_env"}
 _LR_FIELDS = {"lr", "start_lr", "end_lr", "base_lr", "max_lr", "min_lr", "spike_lr", "lr_a", "lr_b"}
 _RELATIVE = re.compile(r"^\s*(?:(?P<pre>[0-9.eE+-]+)\s*\*\s*)?(?P<ref>tuned|range)\s*"
                        r"(?:(?P<op>[*/])\s*(?P<num>[0-9.eE+-]+))?\s*$")
@@ -437,11 +438,19 @@ def run_config(spec: Spec, env_id: str, settings: dict[str, Any], **fields: Any)
     from clr_rl.runner import RunConfig
 
     over = spec.overrides.get(env_id, {})
-    hp = {**spec.raw.get("hyperparams", {}), **over.get("hyperparams", {}), **settings.get("overrides", {})}
-    kwargs = {**settings, "overrides": hp, "env_id": env_id, "timesteps": env_budget(spec, env_id),
+    if "vec_env" in over and "vec_env" not in settings:  # spec < env < arm, as for hyperparameters
+        settings = {**settings, "vec_env": over["vec_env"]}
+    kwargs = {**settings, "overrides": _hyperparams(spec, env_id, settings), "env_id": env_id,
+              "timesteps": env_budget(spec, env_id),
               "eval_every": over.get("eval_every") or spec.eval_every,
               "eval_episodes": over.get("eval_episodes") or spec.eval_episodes, "threads": 1, **fields}
     return RunConfig(**kwargs)
+
+
+def _hyperparams(spec: Spec, env_id: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Top-level ``[hyperparams]`` < ``[overrides.<env>.hyperparams]`` < the arm's ``hyperparams``."""
+    return {**spec.raw.get("hyperparams", {}), **spec.overrides.get(env_id, {}).get("hyperparams", {}),
+            **settings.get("overrides", {})}
 
 
 Results = dict[tuple[str, str], dict[str, Any]]  # (algo, env) -> a tuning or range-test result
@@ -467,8 +476,7 @@ def _tuned_value(spec: Spec, arm: Arm, env_id: str, family: str,
                 f"criterion {record.get('criterion', '?')})")
         return float(record["value"]), note, {"tuned_lr": float(record["value"]), "tuned_lr_source": note,
                                               "tuned_lr_cost_timesteps": record.get("cost_timesteps")}
-    agent = agent_config(arm.algo, env_id, family, {**spec.raw.get("hyperparams", {}), **arm.settings.get(
-        "overrides", {})})
+    agent = agent_config(arm.algo, env_id, family, _hyperparams(spec, env_id, arm.settings))
     return agent.tuned_lr, f"agents/{arm.algo}.toml: {agent.tuned_lr_source}", {}
 
 

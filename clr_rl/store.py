@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from clr_rl.errors import ConfigError
+
 __all__ = [
     "EVAL_COLUMNS",
     "append_eval_row",
@@ -33,14 +35,14 @@ EVAL_COLUMNS = ("timesteps", "mean_return", "std_return", "episodes", "wall_seco
 def check_writable(out: Path) -> None:
     """``--out`` must be a folder or creatable below a writable folder (checked before any write)."""
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out={str(out)!r} exists and is not a folder")
+        raise ConfigError(f"out={str(out)!r} exists and is not a folder")
     parent = out
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise ValueError(f"--out={str(out)!r} cannot be created: {str(parent)!r} is not a folder (not writable)")
+        raise ConfigError(f"out={str(out)!r} cannot be created: {str(parent)!r} is not a folder (not writable)")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out={str(out)!r} cannot be written: {str(parent)!r} is not writable")
+        raise ConfigError(f"out={str(out)!r} cannot be written: {str(parent)!r} is not writable")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -93,7 +93,7 @@ BAD_SPECS = [
      ["spans 64 timesteps", "fewer than 2 LR updates", "every 128 timesteps", "n_steps=32 x n_envs=4"]),
     ("dqn-on-continuous", HEAD.replace("CartPole-v1", "Pendulum-v1") + '[arms.q]\nkind = "constant"\nlr = 1e-3\n'
      'algo = "dqn"\n', "arms.q on Pendulum-v1", ["'Pendulum-v1'", "continuous action space", "DQN"]),
-    ("arm-algo-unknown", VALID + 'algo = "a2c"\n', "arms.fixed.algo", ["'a2c'", "ppo or dqn"]),
+    ("arm-algo-unknown", VALID + 'algo = "a2c"\n', "arms.fixed.algo", ["'a2c'", "one of ppo, dqn"]),
     ("unknown-hyperparameter", HEAD + "[hyperparams]\nn_step = 32\n" + FIXED, "arms.fixed on CartPole-v1",
      ["n_step=32", "unknown PPO hyperparameter"]),
     ("learning-rate-hyperparameter", HEAD + "[hyperparams]\nlearning_rate = 1e-3\n" + FIXED,
@@ -107,7 +107,7 @@ BAD_SPECS = [
     ("lr-per-step-not-bool", VALID + 'lr_per_step = "yes"\n', "arms.fixed.lr_per_step", ["'yes'", "true or false"]),
     ("momentum-one-value", VALID + "cycle_momentum = [0.9]\n", "arms.fixed.cycle_momentum",
      ["[0.9]", "[low, high]"]),
-    ("momentum-reversed", VALID + "cycle_momentum = [0.95, 0.85]\n", "arms.fixed on CartPole-v1",
+    ("momentum-reversed", VALID + "cycle_momentum = [0.95, 0.85]\n", "arms.fixed.cycle_momentum",
      ["cycle_momentum=[0.95, 0.85]", "0 <= low < high < 1"]),
     ("device-unknown", 'device = "tpu"\n' + VALID, "arms.fixed on CartPole-v1",
      ["device='tpu'", "auto, cpu, cuda"]),
@@ -170,12 +170,12 @@ def test_bad_command_line_is_one_line_exit_2(tmp_path: Path) -> None:
 
     below = blocker / "sub" / "out"
     line = _one_error_line(_run("compare", spec, "--out", below, cwd=tmp_path))
-    assert line.startswith(f"clr-rl: error: --out={str(below)!r} cannot be")
+    assert line.startswith(f"clr-rl: error: out={str(below)!r} cannot be")
     assert f"{str(blocker)!r} is not a folder" in line
     assert blocker.read_text() == "not a folder"
 
     line = _one_error_line(_run("compare", spec, "--out", blocker, cwd=tmp_path))
-    assert line == f"clr-rl: error: --out={str(blocker)!r} exists and is not a folder"
+    assert line == f"clr-rl: error: out={str(blocker)!r} exists and is not a folder"
     assert not (tmp_path / "o").exists()
 
 
