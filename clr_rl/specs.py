@@ -45,7 +45,7 @@ _TOP_FIXED = {"name", "timesteps", "seeds", "envs", "suite", "eval", "overrides"
 _OVERRIDE_KEYS = {"timesteps", "eval_every", "eval_episodes", "hyperparams", "random_score", "reference_score",
                   "vec_env"}
 _LR_FIELDS = {"lr", "start_lr", "end_lr", "base_lr", "max_lr", "min_lr", "spike_lr", "lr_a", "lr_b"}
-_RELATIVE = re.compile(r"^\s*(?:(?P<pre>[0-9.eE+-]+)\s*\*\s*)?(?P<ref>tuned|range)\s*"
+_RELATIVE = re.compile(r"^\s*(?:(?P<pre>[0-9.eE+-]+)\s*\*\s*)?(?P<ref>tuned|range|zoo)\s*"
                        r"(?:(?P<op>[*/])\s*(?P<num>[0-9.eE+-]+))?\s*$")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 CRITERIA = ("auc", "final")
@@ -168,10 +168,12 @@ def _number(path: Path, where: str, value: Any) -> float:
     return float(value)
 
 
-def resolve_relative(value: Any, tuned_lr: float, *, range_value: float | None = None) -> Any:
-    """``"tuned"``, ``"tuned*3"``, ``"tuned/3"``, ``"0.5*tuned"`` (and the same with ``range``)
-    -> numbers; others unchanged. ``range`` stands for ``range_value`` (the range test's bound
-    for that field).
+def resolve_relative(value: Any, tuned_lr: float, *, range_value: float | None = None,
+                     zoo_value: float | None = None) -> Any:
+    """``"tuned"``, ``"tuned*3"``, ``"tuned/3"``, ``"0.5*tuned"`` (and the same with ``range`` or
+    ``zoo``) -> numbers; others unchanged. ``range`` stands for ``range_value`` (the range test's
+    bound for that field); ``zoo`` for ``zoo_value``, the LR shipped in ``agents/`` (the Zoo's
+    value, whatever ``tuned`` means in this spec; default ``tuned_lr``).
 
     >>> resolve_relative("tuned/4", 1e-3), resolve_relative("2*tuned", 1e-3), resolve_relative(1e-4, 1e-3)
     (0.00025, 0.002, 0.0001)
@@ -195,6 +197,8 @@ def resolve_relative(value: Any, tuned_lr: float, *, range_value: float | None =
         if range_value is None:
             raise ValueError(f"{value!r} needs an [lr_range] table (the range test gives its value)")
         ref = range_value
+    elif m.group("ref") == "zoo":
+        ref = tuned_lr if zoo_value is None else zoo_value
     else:
         ref = tuned_lr
     out = ref * pre
@@ -202,14 +206,15 @@ def resolve_relative(value: Any, tuned_lr: float, *, range_value: float | None =
     return float(f"{out:.12g}")  # tuned/3 of 3e-4 is 1e-4, not 9.999999999999999e-05
 
 
-def resolve_schedule(table: dict[str, Any], tuned_lr: float, bounds: dict[str, float] | None) -> dict[str, Any]:
+def resolve_schedule(table: dict[str, Any], tuned_lr: float, bounds: dict[str, float] | None,
+                     zoo_lr: float | None = None) -> dict[str, Any]:
     """The schedule table with every relative LR field resolved; ``bounds`` are the range test's
     ``base_lr``/``max_lr`` (a ``"range"`` in ``min_lr`` or ``lr`` takes ``base_lr``)."""
     out = {}
     for key, value in table.items():
         if key in _LR_FIELDS:
             ref = None if bounds is None else bounds["max_lr" if key in ("max_lr", "spike_lr") else "base_lr"]
-            value = resolve_relative(value, tuned_lr, range_value=ref)
+            value = resolve_relative(value, tuned_lr, range_value=ref, zoo_value=zoo_lr)
         out[key] = value
     return out
 
@@ -460,7 +465,6 @@ def _tuned_value(spec: Spec, arm: Arm, env_id: str, family: str,
                  tuned: Results | None) -> tuple[float, str, dict[str, Any]]:
     """The fixed LR that ``"tuned"`` means for this arm on this env, its provenance, and the
     provenance hyperparameters (``tuned_lr*``) the run records."""
-    from clr_rl.agents import agent_config
 
     key = (arm.algo, env_id)
     if spec.tune is not None:
@@ -476,8 +480,16 @@ def _tuned_value(spec: Spec, arm: Arm, env_id: str, family: str,
                 f"criterion {record.get('criterion', '?')})")
         return float(record["value"]), note, {"tuned_lr": float(record["value"]), "tuned_lr_source": note,
                                               "tuned_lr_cost_timesteps": record.get("cost_timesteps")}
+    zoo_lr, note = _zoo_value(spec, arm, env_id, family)
+    return zoo_lr, note, {}
+
+
+def _zoo_value(spec: Spec, arm: Arm, env_id: str, family: str) -> tuple[float, str]:
+    """The LR shipped in agents/ for this arm's algo on this env (``"zoo"``), and its provenance."""
+    from clr_rl.agents import agent_config
+
     agent = agent_config(arm.algo, env_id, family, _hyperparams(spec, env_id, arm.settings))
-    return agent.tuned_lr, f"agents/{arm.algo}.toml: {agent.tuned_lr_source}", {}
+    return agent.tuned_lr, f"agents/{arm.algo}.toml: {agent.tuned_lr_source}"
 
 
 def _range_bounds(spec: Spec, arm: Arm, env_id: str, ranges: Results | None) -> tuple[dict[str, float] | None, str]:
@@ -508,8 +520,10 @@ def plan(spec: Spec, *, tuned: Results | None = None, ranges: Results | None = N
             with config_errors(f"{spec.path}: arms.{arm.name} on {env_id}"):
                 tuned_lr, provenance, hp_extra = _tuned_value(spec, arm, env_id, family, tuned)
                 bounds, range_note = _range_bounds(spec, arm, env_id, ranges)
-                table = resolve_schedule(arm.schedule, tuned_lr, bounds)
-                note = "; ".join(n for n in (provenance if arm.refers_to("tuned") else "", range_note) if n)
+                zoo_lr, zoo_note = _zoo_value(spec, arm, env_id, family)
+                table = resolve_schedule(arm.schedule, tuned_lr, bounds, zoo_lr)
+                note = "; ".join(n for n in (provenance if arm.refers_to("tuned") else "", range_note,
+                                             zoo_note if arm.refers_to("zoo") else "") if n)
                 settings = {**arm.settings, "overrides": {**arm.settings.get("overrides", {}), **hp_extra}}
                 for seed in spec.seeds:
                     config = run_config(spec, env_id, settings, schedule=parse_schedule(table), seed=seed,
