@@ -62,10 +62,9 @@ def _check_png(path: Path) -> None:
 
 
 def _train_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.errors import Diverged
     from clr_rl.record import Status
     from clr_rl.runner import check_out_dir, prepare, resume, train
-
-    from clr_rl.errors import Diverged
 
     try:
         if args.resume:
