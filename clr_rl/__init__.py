@@ -39,12 +39,14 @@ _API = {
     "RunConfig": "clr_rl.runner", "prepare": "clr_rl.runner", "resume": "clr_rl.runner", "train": "clr_rl.runner",
     "load_spec": "clr_rl.specs", "plan": "clr_rl.specs",
     "lr_range_single": "clr_rl.tuning", "lr_range_sweep": "clr_rl.tuning", "tune": "clr_rl.tuning",
+    "tradeoff": "clr_rl.tradeoff",
 }
 
 if TYPE_CHECKING:
     from clr_rl.batch import compare, execute
     from clr_rl.runner import RunConfig, prepare, resume, train
     from clr_rl.specs import load_spec, plan
+    from clr_rl.tradeoff import tradeoff
     from clr_rl.tuning import lr_range_single, lr_range_sweep, tune
 
 
@@ -85,6 +87,7 @@ __all__ = [
     "prepare",
     "resume",
     "schedule_params",
+    "tradeoff",
     "train",
     "tune",
 ]

@@ -305,6 +305,9 @@ class RangeJob:
     folder: str
     overrides: dict[str, Any]
     device: str
+    points: int
+    lr_range: tuple[float, float]
+    grid: tuple[float, float, int]
 
 
 @dataclass(frozen=True)
@@ -347,7 +350,7 @@ def plan_setup(spec: Spec) -> SetupPlan:
     from clr_rl.errors import config_errors
     from clr_rl.runner import RunConfig, prepare
     from clr_rl.schedules import Exponential
-    from clr_rl.tuning import lr_grid
+    from clr_rl.tuning import lr_grid, single_resolution
 
     tune_runs: list[PlannedRun] = []
     trials: list[tuple[str, str]] = []
@@ -368,8 +371,11 @@ def plan_setup(spec: Spec) -> SetupPlan:
                 base = run_config(spec, env_id, settings, schedule=Exponential(*r.lr_range), seed=seed)
                 timesteps = r.timesteps or base.timesteps
                 prepare(RunConfig.from_dict({**base.to_dict(), "timesteps": timesteps}))
+                if r.method == "single":  # refuses a budget that cannot give r.points LR points
+                    single_resolution(algo, env_id, timesteps, overrides=dict(base.overrides), points=r.points,
+                                      start_lr=r.lr_range[0], end_lr=r.lr_range[1])
             jobs.append(RangeJob(algo, env_id, r.method, timesteps, r.seeds, seed, f"lr_range/{env_id}",
-                                 dict(base.overrides), base.device))
+                                 dict(base.overrides), base.device, r.points, r.lr_range, r.grid))
     return SetupPlan(tune_runs, trials, jobs)
 
 
@@ -473,10 +479,13 @@ def run_range_tests(setup: SetupPlan, out: Path) -> dict[tuple[str, str], dict[s
             t0 = time.time()
             if job.method == "single":
                 tuning.lr_range_single(algo=job.algo, env_id=job.env_id, timesteps=job.timesteps, out=folder,
-                                       overrides=job.overrides, seed=job.seed, device=job.device)
+                                       overrides=job.overrides, seed=job.seed, device=job.device, points=job.points,
+                                       start_lr=job.lr_range[0], end_lr=job.lr_range[1])
             else:
+                grid = ":".join(f"{v:g}" for v in job.grid)
                 tuning.lr_range_sweep(algo=job.algo, env_id=job.env_id, timesteps=job.timesteps, out=folder,
-                                      seeds=job.seeds, overrides=job.overrides, device=job.device, workers=1)
+                                      grid=grid, seeds=job.seeds, overrides=job.overrides, device=job.device,
+                                      workers=1)
             result = read_json(result_file)
             result.setdefault("wall_seconds", round(time.time() - t0, 3))
             write_json_atomic(result_file, result)

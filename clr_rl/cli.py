@@ -163,11 +163,31 @@ def _lr_range_cmd(args: argparse.Namespace) -> int:
     else:
         lo, hi = parse_range(args.range)
         lr_range_single(algo=args.algo, env_id=args.env, timesteps=args.timesteps, out=args.out, start_lr=lo,
-                        end_lr=hi, overrides=overrides, seed=args.seed, device=args.device)
+                        end_lr=hi, overrides=overrides, seed=args.seed, device=args.device, points=args.points)
     return 0
 
 
 @_validating
+def _tradeoff_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.agents import parse_overrides
+    from clr_rl.errors import ConfigError
+    from clr_rl.tradeoff import tradeoff
+
+    max_lr: float | str = args.max_lr
+    if max_lr != "tuned":
+        try:
+            max_lr = float(max_lr)
+        except ValueError:
+            raise ConfigError(f"--max-lr={args.max_lr!r} must be a number or 'tuned'") from None
+    result = tradeoff(algo=args.algo, env_id=args.env, timesteps=args.timesteps, cycles=args.cycles, out=args.out,
+                      t_mult=args.t_mult, min_lr_fraction=args.min_lr_fraction, max_lr=max_lr, seeds=args.seeds,
+                      workers=args.workers, validate=args.validate, eval_episodes=args.eval_episodes,
+                      overrides=parse_overrides(args.hp), device=args.device)
+    print(f"wrote {args.out / 'tradeoff.csv'}, {args.out / 'tradeoff.png'}"
+          + (f", {args.out / 'gap.csv'}" if args.validate else ""))
+    return 1 if result["exit_status"] else 0
+
+
 def _status_cmd(args: argparse.Namespace) -> int:
     from clr_rl.batch import print_status
 
@@ -244,7 +264,29 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--seeds", type=int, default=2, help="seeds per LR (sweep)")
             p.add_argument("--grid", default="1e-5:1e-2:7", metavar="LO:HI:N", help="LRs of the sweep")
             p.add_argument("--range", default="1e-6:1e-1", metavar="LO:HI", help="LR ramp of the single run")
+            p.add_argument("--points", type=int, default=24,
+                           help="single run: LR points to measure at least (a budget too small is refused)")
             p.set_defaults(func=_lr_range_cmd)
+
+    p = sub.add_parser("tradeoff", help="return vs training budget from one run of cosine restarts "
+                                        "(Portes et al. 2022); --validate trains separate runs per budget")
+    p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo")
+    p.add_argument("--env", required=True)
+    p.add_argument("--timesteps", type=int, required=True,
+                   help="length of the single run (rounded so every cycle ends on an LR update)")
+    p.add_argument("--cycles", type=int, required=True, help="number of cycles = budget points (>= 2)")
+    p.add_argument("--t-mult", type=float, default=2.0, help="each cycle is t_mult x the previous (> 1, default 2)")
+    p.add_argument("--min-lr-fraction", type=float, default=0.0, help="min_lr = fraction x max_lr (default 0)")
+    p.add_argument("--max-lr", default="tuned", help="peak LR, or 'tuned': the env's tuned fixed LR (default)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
+    p.add_argument("--validate", action="store_true",
+                   help="also train separate runs from scratch at each budget (one cosine each) and report the gap")
+    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default from envs/ or 10)")
+    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_tradeoff_cmd)
 
     p = sub.add_parser("status", help="progress of a batch (running or finished)")
     p.add_argument("dir", type=Path)
