@@ -145,7 +145,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_batch_summary_matches_run_folders(tiny: dict[str, Any]) -> None:
     out: Path = tiny["out"]
-    assert "tiny: 8 runs, 0 already done, 8 to run, 2 local workers" in tiny["proc"].stdout
+    assert "tiny: 8 runs, 0 already complete, 8 to run, 2 local workers" in tiny["proc"].stdout
     assert (out / "spec.toml").read_text() == tiny["spec"].read_text()
     rows = _read_csv(out / "summary.csv")
     from clr_rl.batch import SUMMARY_COLUMNS
@@ -165,7 +165,7 @@ def test_batch_summary_matches_run_folders(tiny: dict[str, Any]) -> None:
         evals = _evaluations(folder / "evaluations.csv")
         assert [r["timesteps"] for r in evals] == [0, 512, 1024]
         assert all(r["episodes"] == 2 for r in evals)
-        assert row["status"] == "done" and record["status"] == "finished" and row["algo"] == "ppo"
+        assert row["status"] == "finished" and record["status"] == "finished" and row["algo"] == "ppo"
         assert row["run_id"] == record["run_id"] == resolved_ids[row["folder"]]
         assert float(row["final_return"]) == record["final_eval"]["mean_return"] == evals[-1]["mean_return"]
         assert float(row["auc"]) == record["auc"] == pytest.approx(_trapezoid_auc(evals), rel=1e-12)
@@ -194,7 +194,8 @@ def test_batch_summary_matches_run_folders(tiny: dict[str, Any]) -> None:
     assert cartpole["schedule_params"]["base_lr"] == pytest.approx(0.000333333333333)
 
     status = _ok(_run("status", out, cwd=tiny["root"]))
-    assert "tiny: 8 runs: done 8, failed 0, started 0, not started 0 | 8,192/8,192 steps (100%)" in status.stdout
+    assert ("tiny: 8 runs: not started 0, running 0, finished 8, interrupted 0, failed 0, diverged 0 | "
+            "8,192/8,192 steps (100%)") in status.stdout
 
 
 def test_rerun_retrains_nothing(tiny: dict[str, Any]) -> None:
@@ -202,7 +203,7 @@ def test_rerun_retrains_nothing(tiny: dict[str, Any]) -> None:
     before = _mtimes(out, ("run.json", "model.zip", "evaluations.csv"))
     assert len(before) == 24
     proc = _ok(_run("compare", tiny["spec"], "--out", out, "--workers", "2", cwd=tiny["root"]))
-    assert "tiny: 8 runs, 8 already done, 0 to run" in proc.stdout
+    assert "tiny: 8 runs, 8 already complete, 0 to run" in proc.stdout
     assert _mtimes(out, ("run.json", "model.zip", "evaluations.csv")) == before
     assert len(_read_csv(out / "summary.csv")) == 8
 
@@ -225,11 +226,11 @@ def test_dry_run_lists_runs_and_writes_nothing(tiny: dict[str, Any], tmp_path: P
         assert cells == [r.env_id, "ppo", r.arm, str(r.seed), "1,024", f"{seconds:.0f}", f"{gb:.2f}", "todo"]
     assert lines[10].startswith("estimated: ") and "with 2 workers" in lines[10]
 
-    # over the finished batch: every run is "done", and nothing there changes
+    # over the finished batch: every run is "finished", and nothing there changes
     before = _mtimes(tiny["out"], ("run.json", "model.zip", "summary.csv"))
     proc = _ok(_run("compare", tiny["spec"], "--out", tiny["out"], "--dry-run", cwd=tmp_path))
     assert "0 to run" in proc.stdout.splitlines()[0]
-    assert [line.split()[-1] for line in proc.stdout.splitlines()[2:10]] == ["done"] * 8
+    assert [line.split()[-1] for line in proc.stdout.splitlines()[2:10]] == ["finished"] * 8
     assert _mtimes(tiny["out"], ("run.json", "model.zip", "summary.csv")) == before
 
 
@@ -239,7 +240,7 @@ def test_ray_backend_matches_local(tiny: dict[str, Any], tmp_path: Path) -> None
     spec.write_text(_spec("tiny-ray", envs=("CartPole-v1",), seeds=1))
     out = tmp_path / "out"
     proc = _ok(_run("compare", spec, "--out", out, "--workers", "2", "--backend", "ray", cwd=tmp_path))
-    assert "tiny-ray: 2 runs, 0 already done, 2 to run, 2 ray workers" in proc.stdout
+    assert "tiny-ray: 2 runs, 0 already complete, 2 to run, 2 ray workers" in proc.stdout
     assert _run_folders(out) == ["runs/CartPole-v1/around/seed0", "runs/CartPole-v1/fixed/seed0"]
     ray_rows = {r["folder"]: r for r in _read_csv(out / "summary.csv")}
     local_rows = {r["folder"]: r for r in _read_csv(tiny["out"] / "summary.csv")}
@@ -256,7 +257,7 @@ def test_ray_backend_matches_local(tiny: dict[str, Any], tmp_path: Path) -> None
         assert (out / folder / "model.zip").is_file()
     before = _mtimes(out)
     proc = _ok(_run("compare", spec, "--out", out, "--workers", "2", "--backend", "ray", cwd=tmp_path))
-    assert "2 runs, 2 already done, 0 to run" in proc.stdout
+    assert "2 runs, 2 already complete, 0 to run" in proc.stdout
     assert _mtimes(out) == before
 
 
@@ -276,7 +277,7 @@ def test_crashing_arm_is_isolated_and_retried(tmp_path: Path) -> None:
     proc = _ok(_run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path), status=1)
     rows = {r["arm"]: r for r in _read_csv(out / "summary.csv")}
     assert {a: r["status"] for a, r in rows.items()} == {
-        "fixed": "done", "around": "done", "broken-init": "failed", "broken-train": "failed"}
+        "fixed": "finished", "around": "finished", "broken-init": "failed", "broken-train": "failed"}
     assert "FAILED runs/CartPole-v1/broken-init/seed0: AssertionError(" in proc.stdout
     assert "FAILED runs/CartPole-v1/broken-train/seed0: " in proc.stdout
     assert "2 run(s) failed" in proc.stdout and "--retry-failed" in proc.stdout
@@ -299,11 +300,11 @@ def test_crashing_arm_is_isolated_and_retried(tmp_path: Path) -> None:
     assert len(good) == 4 and len(failed_before) == 2  # no model.zip for failed runs
     proc = _ok(_run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path), status=1)
     # failed runs stay failed without --retry-failed
-    assert "crash: 4 runs, 2 already done, 2 failed (rerun them with --retry-failed), 0 to run" in proc.stdout
+    assert "crash: 4 runs, 2 already complete, 2 failed (rerun them with --retry-failed), 0 to run" in proc.stdout
     assert _mtimes(out) == {**good, **failed_before}
 
     proc = _ok(_run("compare", spec, "--out", out, "--workers", "2", "--retry-failed", cwd=tmp_path), status=1)
-    assert "4 runs, 2 already done, 2 to run" in proc.stdout
+    assert "4 runs, 2 already complete, 2 to run" in proc.stdout
     after = _mtimes(out)
     assert {k: v for k, v in after.items() if "broken" not in k} == good
     for key, mtime in failed_before.items():
@@ -401,7 +402,7 @@ def test_kill_9_then_rerun_resumes(tmp_path: Path) -> None:
         (out / folder / "checkpoint.old" / "model.zip").write_bytes(b"stale")
 
     rerun = _ok(_run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
-    assert f"kill: 8 runs, {len(finished_before)} already done, {8 - len(finished_before)} to run" in rerun.stdout
+    assert f"kill: 8 runs, {len(finished_before)} already complete, {8 - len(finished_before)} to run" in rerun.stdout
     expected = sorted(f"runs/{e}/{a}/seed{s}" for e in ("CartPole-v1", "Acrobot-v1")
                       for a in ("fixed", "around") for s in (0, 1))
     assert _run_folders(out) == expected
@@ -411,7 +412,7 @@ def test_kill_9_then_rerun_resumes(tmp_path: Path) -> None:
     assert sorted(rows) == expected
     for folder in expected:
         record = json.loads((out / folder / "run.json").read_text())
-        assert record["status"] == "finished" and rows[folder]["status"] == "done"
+        assert record["status"] == "finished" and rows[folder]["status"] == "finished"
         evals = _evaluations(out / folder / "evaluations.csv")
         assert [r["timesteps"] for r in evals] == list(range(0, timesteps + 1, 512))
         assert record["final_eval"]["mean_return"] == evals[-1]["mean_return"] == float(rows[folder]["final_return"])

@@ -11,28 +11,23 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # share test_compare's helpers (importlib import mode)
-from test_compare import CLI, ROOT, _mtimes, _ok, _run, _run_folders, _scalars, _spec, _statuses
+
+def _start(h: Any, spec: Path, out: Path, cwd: Path, *extra: str) -> subprocess.Popen[str]:
+    return h.start("compare", spec, "--out", out, "--workers", "2", *extra, cwd=cwd)
 
 
-def _start(spec: Path, out: Path, cwd: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([*CLI, "compare", str(spec), "--out", str(out), "--workers", "2", *extra], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-def _wait_for(out: Path, proc: subprocess.Popen[str], finished: int, timeout: float = 180) -> None:
+def _wait_for(h: Any, out: Path, proc: subprocess.Popen[str], finished: int, timeout: float = 180) -> None:
     deadline = time.time() + timeout
     while True:
         assert proc.poll() is None, "the batch ended before it could be interrupted"
         assert time.time() < deadline, "the batch never reached the state to interrupt"
-        states = _statuses(out) if (out / "runs").is_dir() else {}
+        states = h.statuses(out) if (out / "runs").is_dir() else {}
         done = sum(1 for s in states.values() if s == "finished")
         running = [f for f, s in states.items() if s == "running"]
         if done >= finished and any((out / f / "checkpoint" / "state.json").is_file() for f in running):
@@ -45,14 +40,14 @@ def _expected(seeds: int = 2) -> list[str]:
                   for a in ("fixed", "around") for s in range(seeds))
 
 
-def test_ctrl_c_of_a_local_batch_checkpoints_and_the_rerun_finishes(tmp_path: Path) -> None:
+def test_ctrl_c_of_a_local_batch_checkpoints_and_the_rerun_finishes(tmp_path: Path, h: Any) -> None:
     timesteps = 4096
     spec = tmp_path / "ctrlc.toml"
-    spec.write_text(_spec("ctrlc", timesteps=timesteps))
+    spec.write_text(h.tiny_spec("ctrlc", timesteps=timesteps))
     out = tmp_path / "out"
-    proc = _start(spec, out, tmp_path)
+    proc = _start(h, spec, out, tmp_path)
     try:
-        _wait_for(out, proc, finished=1)
+        _wait_for(h, out, proc, finished=1)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         _, stderr = proc.communicate(timeout=120)
     finally:
@@ -61,7 +56,7 @@ def test_ctrl_c_of_a_local_batch_checkpoints_and_the_rerun_finishes(tmp_path: Pa
     assert proc.returncode == 130, stderr[-2000:]
     assert "run the same command again to continue" in stderr
     assert "Traceback" not in stderr
-    states = _statuses(out)
+    states = h.statuses(out)
     assert len(states) < 8  # queued runs were cancelled, not started
     interrupted = [f for f, s in states.items() if s == "interrupted"]
     assert interrupted and all(s in ("finished", "interrupted") for s in states.values())
@@ -71,31 +66,31 @@ def test_ctrl_c_of_a_local_batch_checkpoints_and_the_rerun_finishes(tmp_path: Pa
         state = json.loads((out / folder / "checkpoint" / "state.json").read_text())
         assert record["timesteps_done"] == state["timesteps"] and state["timesteps"] % 128 == 0
         stopped_at[folder] = state["timesteps"]
-    finished_before = _mtimes(out)
+    finished_before = h.mtimes(out)
     finished_before = {k: v for k, v in finished_before.items() if states.get(k.rsplit("/", 1)[0]) == "finished"}
 
-    rerun = _ok(_run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
+    rerun = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
     assert "ctrlc: 8 runs" in rerun.stdout
-    assert _run_folders(out) == _expected()
-    assert all(s == "finished" for s in _statuses(out).values())
-    after = _mtimes(out)
+    assert h.run_folders(out) == _expected()
+    assert all(s == "finished" for s in h.statuses(out).values())
+    after = h.mtimes(out)
     assert {k: after[k] for k in finished_before} == finished_before
     for folder in interrupted:
         record = json.loads((out / folder / "run.json").read_text())
         assert record["resumed_from"] == stopped_at[folder]  # continued, not restarted
-        steps = [s for s, _ in _scalars(out / folder, "train/lr_applied")]
+        steps = [s for s, _ in h.scalars(out / folder, "train/lr_applied")]
         assert steps == list(range(128, timesteps + 1, 128))
 
 
-def test_ray_batch_interrupted_then_resumed(tmp_path: Path) -> None:
+def test_ray_batch_interrupted_then_resumed(tmp_path: Path, h: Any) -> None:
     pytest.importorskip("ray")
     timesteps = 4096
     spec = tmp_path / "rayint.toml"
-    spec.write_text(_spec("rayint", timesteps=timesteps, seeds=1))
+    spec.write_text(h.tiny_spec("rayint", timesteps=timesteps, seeds=1))
     out = tmp_path / "out"
-    proc = _start(spec, out, tmp_path, "--backend", "ray")
+    proc = _start(h, spec, out, tmp_path, "--backend", "ray")
     try:
-        _wait_for(out, proc, finished=1)
+        _wait_for(h, out, proc, finished=1)
         proc.send_signal(signal.SIGINT)  # the driver only: Ray's workers are its own processes
         _, stderr = proc.communicate(timeout=120)
     finally:
@@ -103,31 +98,31 @@ def test_ray_batch_interrupted_then_resumed(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, stderr[-2000:]
     time.sleep(1.0)
-    states = _statuses(out)
-    finished_before = {k: v for k, v in _mtimes(out).items() if states.get(k.rsplit("/", 1)[0]) == "finished"}
+    states = h.statuses(out)
+    finished_before = {k: v for k, v in h.mtimes(out).items() if states.get(k.rsplit("/", 1)[0]) == "finished"}
     assert 1 <= len(finished_before) // 2 < 4
 
-    rerun = _ok(_run("compare", spec, "--out", out, "--workers", "2", "--backend", "ray", cwd=tmp_path))
-    assert f"rayint: 4 runs, {len(finished_before) // 2} already done" in rerun.stdout
-    assert _run_folders(out) == _expected(seeds=1)
-    assert all(s == "finished" for s in _statuses(out).values())
-    after = _mtimes(out)
+    rerun = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", "--backend", "ray", cwd=tmp_path))
+    assert f"rayint: 4 runs, {len(finished_before) // 2} already complete" in rerun.stdout
+    assert h.run_folders(out) == _expected(seeds=1)
+    assert all(s == "finished" for s in h.statuses(out).values())
+    after = h.mtimes(out)
     assert {k: after[k] for k in finished_before} == finished_before
     for folder in _expected(seeds=1):  # one LR value per update, nothing logged twice
-        steps = [s for s, _ in _scalars(out / folder, "train/lr_applied")]
+        steps = [s for s, _ in h.scalars(out / folder, "train/lr_applied")]
         assert steps == list(range(128, timesteps + 1, 128)), folder
 
 
-def test_kill_9_of_the_driver_alone_leaves_no_orphan_workers(tmp_path: Path) -> None:
+def test_kill_9_of_the_driver_alone_leaves_no_orphan_workers(tmp_path: Path, h: Any) -> None:
     """kill -9 of only the `clr-rl compare` process: its pool workers notice, stop their runs at a
     checkpoint and exit, instead of training on into folders that the next `compare` owns."""
     timesteps = 4096
     spec = tmp_path / "orphan.toml"
-    spec.write_text(_spec("orphan", timesteps=timesteps))
+    spec.write_text(h.tiny_spec("orphan", timesteps=timesteps))
     out = tmp_path / "out"
-    proc = _start(spec, out, tmp_path)
+    proc = _start(h, spec, out, tmp_path)
     try:
-        _wait_for(out, proc, finished=1)
+        _wait_for(h, out, proc, finished=1)
         workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True,
                                  text=True).stdout.split()
         assert len(workers) == 2
@@ -143,9 +138,9 @@ def test_kill_9_of_the_driver_alone_leaves_no_orphan_workers(tmp_path: Path) -> 
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:  # the group is gone: every worker exited
             pass
-    states = _statuses(out)
+    states = h.statuses(out)
     assert "running" not in states.values()  # each run in flight stopped itself at a checkpoint
     assert len(states) < 8
-    rerun = _ok(_run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
+    rerun = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
     assert "orphan: 8 runs" in rerun.stdout
-    assert all(s == "finished" for s in _statuses(out).values()) and len(_statuses(out)) == 8
+    assert all(s == "finished" for s in h.statuses(out).values()) and len(h.statuses(out)) == 8

@@ -1,0 +1,243 @@
+"""The orchestration layer's contracts (issue 10) and the batch's setup phase (issue 9).
+
+Regression tests for bugs of the earlier design: run ids that depended on the working
+directory, runs left "running" by an exception in the model's constructor, bad input and
+crashes sharing one exit status, several status vocabularies. Then the one source of truth for
+run settings, and ``[tune]`` / ``[lr_range]`` run inside ``clr-rl compare``. Real training at
+tiny budgets; files read back.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clr_rl.errors import ConfigError
+from clr_rl.record import RunRecord, Status
+from clr_rl.runner import RunConfig, prepare, train
+from clr_rl.specs import load_spec, plan
+
+TINY_HP = {"n_steps": 32, "n_envs": 4, "batch_size": 64}
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ------------------------------------------------------------------------ identity
+
+
+def test_run_ids_do_not_depend_on_the_working_directory(tmp_path: Path, h: Any) -> None:
+    """The spec names a tune record by a relative path; loading it from three working directories
+    (and by absolute path) gives the same run ids, and a rerun from elsewhere trains nothing."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "rec.json").write_text(json.dumps({"algo": "ppo", "env_id": "CartPole-v1", "value": 5e-4,
+                                              "method": "log grid", "criterion": "auc"}))
+    text = h.tiny_spec("ids", envs=("CartPole-v1",), seeds=1, timesteps=1024)
+    (sub / "s.toml").write_text(text.replace('baseline = "fixed"', 'baseline = "fixed"\ntuned = ["rec.json"]'))
+    ids = []
+    for cwd, path in ((tmp_path, "sub/s.toml"), (sub, "s.toml"), (tmp_path / "..", str(sub / "s.toml"))):
+        old = os.getcwd()
+        os.chdir(cwd)
+        try:
+            ids.append(sorted(r.prepared.run_id() for r in plan(load_spec(path))))
+        finally:
+            os.chdir(old)
+    assert ids[0] == ids[1] == ids[2]
+    assert plan(load_spec(sub / "s.toml"))[0].prepared.schedule.lr == 5e-4  # the record's value was used
+
+    out = tmp_path / "out"
+    h.ok(h.run("compare", "sub/s.toml", "--out", out, "--workers", "2", cwd=tmp_path))
+    again = h.ok(h.run("compare", "s.toml", "--out", out, "--workers", "2", cwd=sub))
+    assert "ids: 2 runs, 2 already complete, 0 to run" in again.stdout
+
+
+def test_identity_excludes_provenance_but_not_what_is_trained() -> None:
+    base = RunConfig("ppo", "CartPole-v1", "3e-4", 1024, seed=0, overrides=dict(TINY_HP))
+    same = [dataclasses.replace(base, arm="renamed"), dataclasses.replace(base, lr_provenance="from somewhere"),
+            dataclasses.replace(base, threads=1), dataclasses.replace(base, device="cpu"),
+            dataclasses.replace(base, overrides={**TINY_HP, "tuned_lr_source": "/some/path/rec.json"})]
+    different = [dataclasses.replace(base, seed=1), dataclasses.replace(base, schedule="4e-4"),
+                 dataclasses.replace(base, overrides={**TINY_HP, "gamma": 0.9}),
+                 dataclasses.replace(base, eval_episodes=3), dataclasses.replace(base, lr_per_step=True)]
+    run_id = prepare(base).run_id()
+    assert all(prepare(c).run_id() == run_id for c in same)
+    assert len({prepare(c).run_id() for c in different} | {run_id}) == len(different) + 1
+
+
+# ------------------------------------------------------------------------ one source of truth for settings
+
+
+def test_every_setting_with_a_flag_is_a_train_flag_and_round_trips(h: Any, tmp_path: Path) -> None:
+    helptext = h.ok(h.run("train", "--help", cwd=tmp_path)).stdout
+    settings = RunConfig.settings()
+    for name, setting in settings.items():
+        if setting.flag:
+            assert setting.flag in helptext, name
+    config = RunConfig("ppo", "CartPole-v1", "triangular:base_lr=1e-4,max_lr=1e-3,cycles=2", 2048, seed=3,
+                       overrides={"n_steps": 64}, optimizer="sgd", eval_every=512, eval_episodes=2, arm="a",
+                       threads=1, lr_per_step=True, cycle_momentum=(0.85, 0.95), lr_provenance="p")
+    data = json.loads(json.dumps(config.to_dict()))  # plain JSON, as run.json stores it
+    assert RunConfig.from_dict(data).to_dict() == config.to_dict()
+    assert set(data) == set(settings)
+
+
+def test_an_arm_setting_is_checked_by_the_same_rule_as_the_flag(h: Any, tmp_path: Path) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text(h.tiny_spec("v", envs=("CartPole-v1",), seeds=1, extra_arms='vec_env = "gpu"\n'))
+    line = h.one_error_line(h.run("compare", spec, "--out", tmp_path / "o", cwd=tmp_path))
+    assert line.startswith(f"clr-rl: error: {spec}: arms.around.vec_env: vec_env='gpu' must be one of sb3, ale")
+    bad = h.one_error_line(h.run("train", "--env", "CartPole-v1", "--schedule", "3e-4", "--timesteps", "512",
+                                 "--vec-env", "ale", "--out", tmp_path / "t", cwd=tmp_path))
+    assert "vec_env='ale'" in bad and "CartPole-v1" in bad
+    assert not (tmp_path / "o").exists() and not (tmp_path / "t").exists()
+
+
+# ------------------------------------------------------------------------ the run lifecycle
+
+
+def test_an_exception_in_the_model_constructor_leaves_the_run_failed(tmp_path: Path) -> None:
+    """SB3's PPO asserts batch_size > 1 in its constructor: the run is recorded failed (with the
+    traceback), never left "running"."""
+    prepared = prepare(RunConfig("ppo", "CartPole-v1", "3e-4", 512, overrides={**TINY_HP, "batch_size": 1},
+                                 eval_every=256, eval_episodes=1, threads=1))
+    with pytest.raises(AssertionError):
+        train(prepared, tmp_path / "run")
+    record = RunRecord.read(tmp_path / "run")
+    assert record.status == Status.FAILED
+    assert "batch_size" in record.error and "Traceback" in record.traceback
+    assert record.run_id == prepared.run_id()
+
+
+def test_a_crash_is_exit_1_with_its_traceback_not_bad_input(tmp_path: Path, h: Any) -> None:
+    proc = h.run("train", "--env", "CartPole-v1", "--schedule", "3e-4", "--timesteps", "512", "--hp", "n_steps=32",
+                 "--hp", "n_envs=4", "--hp", "batch_size=1", "--out", tmp_path / "r", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "crashed" in proc.stderr
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_a_diverging_run_is_recorded_diverged_and_exits_1(tmp_path: Path, h: Any, algo: str) -> None:
+    """An LR of 1e30 makes the weights non-finite within a few updates. That is a result (diverged),
+    not bad input: exit status 1 with one line, and run.json says why."""
+    hp = ["--hp", "n_steps=32", "--hp", "n_envs=4"] if algo == "ppo" else ["--hp", "learning_starts=100"]
+    proc = h.run("train", "--algo", algo, "--env", "CartPole-v1", "--schedule", "1e30", "--timesteps", "2048", *hp,
+                 "--eval-every", "1024", "--eval-episodes", "1", "--no-progress", "--out", tmp_path / "r",
+                 cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("clr-rl: the run diverged:")
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert record["status"] == "diverged"
+    assert "non-finite" in record["error"] or "nan" in record["error"].lower()
+
+
+def test_statuses_are_one_vocabulary_in_run_json_summary_and_status(tmp_path: Path, h: Any) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text(h.tiny_spec("vocab", envs=("CartPole-v1",), seeds=1, timesteps=1024))
+    out = tmp_path / "out"
+    h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
+    rows = _read_csv(out / "summary.csv")
+    for row in rows:
+        assert row["status"] == json.loads((out / row["folder"] / "run.json").read_text())["status"] == "finished"
+    status = h.ok(h.run("status", out, cwd=tmp_path)).stdout
+    assert "finished 2" in status and "not started 0" in status
+    assert {s.value for s in Status} >= {r["status"] for r in rows}
+
+
+# ------------------------------------------------------------------------ [tune] and [lr_range] in a batch
+
+TUNE = """
+[tune]
+grid = "1e-4:1e-2:3"
+seeds = [100]
+criterion = "final"
+[lr_range]
+method = "single"
+timesteps = 4096
+"""
+ARMS = """
+[arms.fixed]
+kind = "constant"
+lr = "tuned"
+[arms.from-range]
+kind = "triangular"
+base_lr = "range"
+max_lr = "range"
+cycles = 2
+"""
+
+
+def _setup_spec(h: Any, tmp_path: Path, extra: str = TUNE) -> Path:
+    text = h.tiny_spec("setup", envs=("CartPole-v1",), seeds=2, timesteps=1024, extra=extra)
+    text = text[: text.index("[arms.fixed]")] + ARMS
+    spec = tmp_path / "setup.toml"
+    spec.write_text(text)
+    return spec
+
+
+def test_tune_and_range_test_run_inside_compare_and_a_rerun_trains_nothing(tmp_path: Path, h: Any) -> None:
+    spec = _setup_spec(h, tmp_path)
+    out = tmp_path / "out"
+    first = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
+    assert "setup-tune: 3 runs, 0 already complete, 3 to run" in first.stdout
+    tuned = json.loads((out / "tune" / "CartPole-v1" / "tuned_lr.json").read_text())
+    finals = {}
+    for lr in ("0.0001", "0.001", "0.01"):  # the tuning runs live in tune/<env>/lr<value>/seed<k>/
+        record = json.loads((out / "tune" / "CartPole-v1" / f"lr{float(lr):.3g}" / "seed100" / "run.json").read_text())
+        finals[float(lr)] = record["final_eval"]["mean_return"]
+    assert tuned["value"] == max(finals, key=lambda lr: finals[lr])  # criterion "final", one seed
+    assert tuned["cost_timesteps"] == 3 * 1024
+    rng = json.loads((out / "lr_range" / "CartPole-v1" / "lr_range.json").read_text())
+
+    rows = {r["arm"]: r for r in _read_csv(out / "summary.csv")}
+    assert rows["fixed"]["schedule"] == f"constant:lr={tuned['value']:g}"
+    assert "tuned in this batch: log grid 0.0001:0.01:3" in rows["fixed"]["lr_provenance"]
+    assert rows["from-range"]["schedule"].startswith(f"triangular:base_lr={rng['base_lr']:g},max_lr={rng['max_lr']:g}")
+    setup = {s["arm"]: s for s in json.loads((out / "spec.resolved.json").read_text())["setup"]}
+    assert (setup["fixed"]["method"], setup["fixed"]["timesteps"]) == ("tune", 3 * 1024)
+    assert (setup["from-range"]["method"], setup["from-range"]["timesteps"]) == ("lr_range", rng["cost_timesteps"])
+
+    before = h.mtimes(out)
+    again = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
+    assert "setup: 4 runs, 4 already complete, 0 to run" in again.stdout
+    assert h.mtimes(out) == before
+    assert json.loads((out / "lr_range" / "CartPole-v1" / "lr_range.json").read_text()) == rng
+
+    h.ok(h.run("report", out, "--reps", "50", cwd=tmp_path))
+    md = (out / "report" / "report.md").read_text()
+    assert f"{tuned['value']:g}" in md and "log grid 0.0001:0.01:3" in md
+    line = h.one_error_line(h.run("report", out, "--margin", "0.7", cwd=tmp_path))
+    assert "margin=0.7" in line and "(0, 0.5)" in line
+
+
+@pytest.mark.parametrize(("extra", "field", "needle"), [
+    (TUNE.replace("seeds = [100]", "seeds = [1, 100]"), "tune.seeds", "overlaps the evaluation seeds at [1]"),
+    (TUNE.replace('grid = "1e-4:1e-2:3"', 'grid = "1e-4:1e-2"'), "tune", "must look like lo:hi:n"),
+    (TUNE.replace('criterion = "final"', 'criterion = "best"'), "tune.criterion", "'best' must be one of auc, final"),
+    (TUNE.split("[lr_range]")[0], "arms.from-range", "no [lr_range] table"),
+    (TUNE + "[report]\nmargin = 0.5\n", "report.margin", "must be in (0, 0.5)"),
+    (TUNE.replace('method = "single"', 'method = "fast"'), "lr_range.method", "'fast' must be single or sweep"),
+    (TUNE.replace("timesteps = 4096", "timesteps = 256\npoints = 1000"), "lr_range on CartPole-v1", "needs"),
+])
+def test_setup_phase_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path: Path, h: Any, extra: str,
+                                                                       field: str, needle: str) -> None:
+    spec = _setup_spec(h, tmp_path, extra)
+    out = tmp_path / "out"
+    line = h.one_error_line(h.run("compare", spec, "--out", out, cwd=tmp_path))
+    assert line.startswith(f"clr-rl: error: {spec}: {field}"), line
+    assert needle in line, line
+    assert not out.exists()
+
+
+def test_config_error_is_a_value_error_for_python_callers() -> None:
+    with pytest.raises(ValueError, match=r"timesteps=0 must be an integer >= 1"):
+        prepare(RunConfig("ppo", "CartPole-v1", "3e-4", 0))
+    assert issubclass(ConfigError, ValueError)
