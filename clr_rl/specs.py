@@ -44,7 +44,7 @@ _TOP_FIXED = {"name", "timesteps", "seeds", "envs", "suite", "eval", "overrides"
               "gpus_per_run", "tuned", "tune", "lr_range", "report"}
 _OVERRIDE_KEYS = {"timesteps", "eval_every", "eval_episodes", "hyperparams", "random_score", "reference_score",
                   "vec_env"}
-_LR_FIELDS = {"lr", "start_lr", "end_lr", "base_lr", "max_lr", "min_lr", "spike_lr", "lr_a", "lr_b"}
+_LR_FIELDS = {"lr", "start_lr", "end_lr", "base_lr", "max_lr", "min_lr", "spike_lr", "small_lr", "large_lr"}
 _RELATIVE = re.compile(r"^\s*(?:(?P<pre>[0-9.eE+-]+)\s*\*\s*)?(?P<ref>tuned|range|zoo)\s*"
                        r"(?:(?P<op>[*/])\s*(?P<num>[0-9.eE+-]+))?\s*$")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
