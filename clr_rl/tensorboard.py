@@ -95,9 +95,10 @@ def run_hparams(config: dict[str, Any]) -> dict[str, Any]:
     ...              "schedule_params": {"lr": 0.001}})["lr.lr"]
     0.001
     """
+    kind = config.get("schedule_kind", "")
     out: dict[str, Any] = {
-        "algo": config["algo"], "env": config["env_id"], "arm": config.get("arm") or config["schedule_kind"],
-        "seed": int(config["seed"]), "schedule": str(config["schedule"]), "schedule_kind": config["schedule_kind"],
+        "algo": config.get("algo", ""), "env": config.get("env_id", ""), "arm": config.get("arm") or kind,
+        "seed": int(config.get("seed", 0)), "schedule": str(config.get("schedule", "")), "schedule_kind": kind,
         "optimizer": config.get("optimizer", "adam"),
     }
     for key, value in (config.get("schedule_params") or {}).items():
@@ -296,6 +297,8 @@ def _applied_lr(folder: Path, config: dict[str, Any], steps: list[int]) -> list[
     for tag in (LR_TAG, LR_STEP_TAG):
         if tag in tags:
             return [(int(e.step), float(e.value)) for e in acc.Scalars(tag)]
+    if "timesteps" not in config or "schedule" not in config:  # a record without its config (crashed early)
+        return []
     total = int(config["timesteps"])
     schedule = bind_total_timesteps(parse_schedule(config["schedule"]), total)
     return [(t, float(schedule(min(1.0, max(0.0, 1 - t / total))))) for t in steps]

@@ -223,7 +223,7 @@ def test_dry_run_lists_runs_and_writes_nothing(tiny: dict[str, Any], tmp_path: P
     for r, cells in zip(runs, table):
         seconds, gb = estimate(r)
         assert 0 < seconds < 60 and 0.3 < gb < 1  # a 1024-step CartPole/Acrobot run: about a second, ~0.45 GB
-        assert cells == [r.env_id, "ppo", r.arm, str(r.seed), "1,024", f"{seconds:.0f}", f"{gb:.2f}", "todo"]
+        assert cells == [r.env_id, "ppo", r.arm, str(r.seed), "1,024", f"{seconds:.0f}", f"{gb:.2f}", "not_started"]
     assert lines[10].startswith("estimated: ") and "with 2 workers" in lines[10]
 
     # over the finished batch: every run is "finished", and nothing there changes
@@ -278,7 +278,7 @@ def test_crashing_arm_is_isolated_and_retried(tmp_path: Path) -> None:
     rows = {r["arm"]: r for r in _read_csv(out / "summary.csv")}
     assert {a: r["status"] for a, r in rows.items()} == {
         "fixed": "finished", "around": "finished", "broken-init": "failed", "broken-train": "failed"}
-    assert "FAILED runs/CartPole-v1/broken-init/seed0: AssertionError(" in proc.stdout
+    assert "FAILED runs/CartPole-v1/broken-init/seed0: AssertionError: " in proc.stdout
     assert "FAILED runs/CartPole-v1/broken-train/seed0: " in proc.stdout
     assert "2 run(s) failed" in proc.stdout and "--retry-failed" in proc.stdout
     resolved = {r["folder"]: r["run_id"] for r in json.loads((out / "spec.resolved.json").read_text())["runs"]}
@@ -428,7 +428,7 @@ def test_kill_9_then_rerun_resumes(tmp_path: Path) -> None:
         steps = [s for s, _ in _scalars(out / folder, "train/lr_applied")]
         assert steps == list(range(128, timesteps + 1, 128)), folder
     status = _ok(_run("status", out, cwd=tmp_path))
-    assert "done 8, failed 0" in status.stdout
+    assert "finished 8, interrupted 0, failed 0" in status.stdout
 
 
 def test_ray_backend_without_ray_says_how_to_install(tmp_path: Path) -> None:
