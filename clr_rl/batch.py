@@ -151,7 +151,10 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     if _BUSY is not None:
         _BUSY.set()
     try:
-        return _run_one(task, folder)
+        result = _run_one(task, folder)
+        if result["status"] == Status.INTERRUPTED.value and _STOP is not None:
+            _STOP.set()  # the signal that stopped this run means the batch is stopping: start no queued run
+        return result
     finally:
         if _BUSY is not None:
             _BUSY.clear()

@@ -144,3 +144,26 @@ def test_kill_9_of_the_driver_alone_leaves_no_orphan_workers(tmp_path: Path, h: 
     rerun = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
     assert "orphan: 8 runs" in rerun.stdout
     assert all(s == "finished" for s in h.statuses(out).values()) and len(h.statuses(out)) == 8
+
+
+def test_sigterm_of_the_driver_starts_no_queued_run(tmp_path: Path, h: Any) -> None:
+    """SIGTERM to `clr-rl compare` alone (what a job scheduler sends): the driver forwards one SIGINT
+    to its workers; the run in flight stops at a checkpoint and the worker starts none of the runs
+    already queued to it (a regression: the next queued run used to start and run on)."""
+    spec = tmp_path / "term.toml"
+    spec.write_text(h.tiny_spec("term", timesteps=4096))
+    out = tmp_path / "out"
+    proc = h.start("compare", spec, "--out", out, "--workers", "1", cwd=tmp_path)
+    try:
+        _wait_for(h, out, proc, finished=0)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # pragma: no cover
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr[-2000:]
+    states = h.statuses(out)
+    assert list(states.values()) == ["interrupted"], states
+    rerun = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
+    assert "term: 8 runs, 0 already complete, 8 to run" in rerun.stdout
+    assert all(s == "finished" for s in h.statuses(out).values()) and len(h.statuses(out)) == 8
