@@ -63,17 +63,54 @@ _ARM_FILES = BatchFiles()
 _TUNE_FILES = BatchFiles("tune/plan.json", "tune/summary.csv", False)
 
 
-def estimate(run: PlannedRun) -> tuple[float, float]:
-    """(seconds, GB) a run is expected to take: speed table + evaluation; replay/rollout buffers."""
-    from clr_rl.runner import buffer_gb
+_RUN_OVERHEAD_S = 2.0  # building the envs and the model, saving: measured ~1-2 s per run here
+
+
+def estimate(run: PlannedRun, speeds: dict[str, dict[str, float]] | None = None) -> tuple[float, float]:
+    """(seconds, GB) a run is expected to take, and its memory (replay/rollout buffers).
+
+    With a calibration of its configuration in ``speeds`` (see :func:`calibrate`): collection
+    until learning starts, training, and ``evaluations x episodes x episode length`` at the
+    measured evaluation speed (episode length: the env's ``max_episode_steps``, an upper bound).
+    Without one: a fixed table of speeds per (algo, family) measured on a 2-core machine.
+    """
+    from clr_rl.runner import buffer_gb, speed_key
 
     p = run.prepared
-    speed = _SPEED.get((p.config.algo, p.family), 1000)
     steps = p.config.timesteps
     evals = steps // p.eval_every + 2
-    eval_steps = evals * p.eval_episodes * (1000 if p.family in ("mujoco", "atari") else 300)
-    seconds = steps / speed + eval_steps / (speed * 4)
+    measured = (speeds or {}).get(speed_key(p))
+    if measured is None:
+        speed = _SPEED.get((p.config.algo, p.family), 1000)
+        eval_steps = evals * p.eval_episodes * (1000 if p.family in ("mujoco", "atari") else 300)
+        seconds = steps / speed + eval_steps / (speed * 4)
+    else:
+        starts = min(measured["learning_starts"], steps)
+        seconds = (_RUN_OVERHEAD_S + starts / measured["collect_steps_per_s"]
+                   + (steps - starts) / measured["train_steps_per_s"]
+                   + evals * p.eval_episodes * measured["eval_episode_steps"] / measured["eval_steps_per_s"])
     return seconds, _PROCESS_GB + buffer_gb(p)
+
+
+def default_speed_cache() -> Path:
+    """Where calibrations are kept on this machine: ``~/.cache/clr-rl/speeds.json``."""
+    return Path.home() / ".cache" / "clr-rl" / "speeds.json"
+
+
+def calibrate(runs: list[PlannedRun], cache: Path) -> dict[str, dict[str, float]]:
+    """Speeds of every distinct configuration among ``runs``: read from ``cache``, and measured here
+    (a short timed run each, see :func:`clr_rl.runner.measure_speed`) for those it lacks."""
+    from clr_rl.runner import measure_speed, speed_key
+
+    speeds: dict[str, dict[str, float]] = read_json(cache) if cache.is_file() else {}
+    for run in runs:
+        key = speed_key(run.prepared)
+        if key not in speeds:
+            c = run.prepared.config
+            print(f"calibrating {c.algo} on {c.env_id} ({run.arm}): a short timed run ...", flush=True)
+            speeds[key] = {**measure_speed(run.prepared), "date": time.strftime("%Y-%m-%d")}  # type: ignore[dict-item]
+            write_json_atomic(cache, speeds)
+    return speeds
 
 
 def _available_gb() -> float:
@@ -259,9 +296,13 @@ def _check_backend(backend: str, address: str | None, workers: int | None) -> No
 
 def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | None = None, dry_run: bool = False,
             retry_failed: bool = False, backend: str = "local", address: str | None = None,
-            device: str | None = None) -> int:
+            device: str | None = None, calibrate_speeds: bool = True, speed_cache: Path | None = None) -> int:
     """Run a spec: its setup phase (``[tune]``, ``[lr_range]``), then its arms. Everything is validated
-    before the first run starts (ConfigError). Returns 0 when every run is complete, 1 when some failed."""
+    before the first run starts (ConfigError). Returns 0 when every run is complete, 1 when some failed.
+
+    Time estimates use this machine's calibrated speeds from ``speed_cache`` (default
+    :func:`default_speed_cache`); a dry run measures the configurations missing there first,
+    unless ``calibrate_speeds`` is false."""
     spec = load_spec(spec_path, device=device)
     out = Path(out) if out is not None else Path("results") / spec.name
     _check_backend(backend, address, workers)
@@ -270,8 +311,13 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     runs = plan(spec)  # with stand-ins for the values the setup phase will give
     shape = f"{len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds"
     meta: dict[str, Any] = {"name": spec.name, "spec": spec.raw, "baseline": spec.baseline, "shape": shape}
+    cache = speed_cache or default_speed_cache()
+    if dry_run and calibrate_speeds:
+        speeds = calibrate(setup.tune_runs + runs, cache)
+    else:
+        speeds = read_json(cache) if cache.is_file() else {}
     options: dict[str, Any] = {"workers": workers, "retry_failed": retry_failed, "backend": backend,
-                               "address": address, "gpus_per_run": spec.gpus_per_run}
+                               "address": address, "gpus_per_run": spec.gpus_per_run, "speeds": speeds}
     if dry_run:
         if setup.tune_runs:
             execute(setup.tune_runs, out, meta={"name": f"{spec.name} setup: tuning"}, dry_run=True,
@@ -534,7 +580,7 @@ def setup_costs(spec: Spec, out: Path, setup: SetupPlan, tuned: dict[tuple[str, 
 def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_text: str | None = None,
             workers: int | None = None, dry_run: bool = False, retry_failed: bool = False, backend: str = "local",
             address: str | None = None, gpus_per_run: float = 1.0, quiet: bool = False,
-            files: BatchFiles = _ARM_FILES) -> int:
+            files: BatchFiles = _ARM_FILES, speeds: dict[str, dict[str, float]] | None = None) -> int:
     """Train the planned runs into ``out`` (skipping complete ones); 0 all complete, 1 some failed.
 
     Shared by ``compare`` (arms and tuning), ``tune`` and ``lr-range``: the run folders are the only state.
@@ -549,9 +595,9 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_tex
                           "use a new --out (or delete that folder)")
     rerun = {Status.NOT_STARTED, Status.RUNNING, Status.INTERRUPTED} | ({Status.FAILED} if retry_failed else set())
     todo = [r for r in runs if states[r.folder] in rerun]
-    est = {r.folder: estimate(r) for r in runs}
+    est = {r.folder: estimate(r, speeds) for r in runs}
     if dry_run:
-        _print_plan(runs, todo, states, est, out, meta, workers)
+        _print_plan(runs, todo, states, est, out, meta, workers, speeds)
         return 0
     tasks = _tasks(out, todo, gpus_per_run)
     gpu_slots = _gpu_slots(gpus_per_run)
@@ -559,7 +605,9 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_tex
         workers = min(workers, gpu_slots)
     _check_memory(todo, est, workers)
     with _lock(out):
-        _record_plan(runs, out, meta, spec_text, files)
+        _record_plan(runs, out, {**meta, "estimate": {
+            "cpu_seconds": round(sum(est[r.folder][0] for r in todo), 1), "workers": workers,
+            "source": _speed_source(todo, speeds)}}, spec_text, files)
         for r in todo:
             if states[r.folder] == Status.FAILED:
                 shutil.rmtree(out / r.folder)
@@ -591,7 +639,7 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_tex
 
 
 def _print_plan(runs: list[PlannedRun], todo: list[PlannedRun], states: dict[str, Status | None], est: dict[str, Any],
-                out: Path, meta: dict[str, Any], workers: int) -> None:
+                out: Path, meta: dict[str, Any], workers: int, speeds: dict[str, dict[str, float]] | None) -> None:
     shape = f" ({meta['shape']})" if meta.get("shape") else ""
     print(f"{meta.get('name', out.name)}: {len(runs)} runs{shape}, {len(todo)} to run -> {out}")
     print(f"{'env':<24} {'algo':<4} {'arm':<20} {'seed':>4} {'timesteps':>10} {'est_s':>7} {'est_GB':>6}  state")
@@ -602,7 +650,17 @@ def _print_plan(runs: list[PlannedRun], todo: list[PlannedRun], states: dict[str
               f"{r.prepared.config.timesteps:>10,} {s:>7.0f} {gb:>6.2f}  {state or 'stale'}")
     total_s = sum(est[r.folder][0] for r in todo)
     print(f"estimated: {total_s:,.0f} CPU-seconds, about {total_s / min(workers, max(len(todo), 1)) / 60:.1f} min "
-          f"with {workers} workers (speeds measured on a 2-core machine, 1 thread per run)")
+          f"with {workers} workers ({_speed_source(runs, speeds)}, 1 thread per run)")
+
+
+def _speed_source(runs: list[PlannedRun], speeds: dict[str, dict[str, float]] | None) -> str:
+    from clr_rl.runner import speed_key
+
+    calibrated = sum(1 for r in runs if speed_key(r.prepared) in (speeds or {}))
+    if calibrated == len(runs):
+        return "speeds calibrated on this machine"
+    return (f"{calibrated}/{len(runs)} runs with speeds calibrated on this machine, the rest from a fixed table "
+            "measured on a 2-core machine")
 
 
 def _check_memory(todo: list[PlannedRun], est: dict[str, Any], workers: int) -> None:

@@ -241,3 +241,34 @@ def test_config_error_is_a_value_error_for_python_callers() -> None:
     with pytest.raises(ValueError, match=r"timesteps=0 must be an integer >= 1"):
         prepare(RunConfig("ppo", "CartPole-v1", "3e-4", 0))
     assert issubclass(ConfigError, ValueError)
+
+
+# ------------------------------------------------------------------------ calibrated time estimates
+
+
+def test_estimate_uses_the_calibrated_speeds_of_the_runs_configuration(tmp_path: Path) -> None:
+    from clr_rl.batch import calibrate, estimate
+    from clr_rl.runner import speed_key
+    from clr_rl.specs import PlannedRun
+
+    prepared = prepare(RunConfig("dqn", "CartPole-v1", "1e-3", 3000, overrides={"learning_starts": 1000},
+                                 eval_every=1000, eval_episodes=2, threads=1))
+    run = PlannedRun("CartPole-v1", "a", 0, "runs/a", prepared)
+    cache = tmp_path / "speeds.json"
+    speeds = calibrate([run, run], cache)  # one configuration: measured once
+    measured = speeds[speed_key(prepared)]
+    assert json.loads(cache.read_text()) == speeds
+    assert measured["learning_starts"] == 1000 and measured["eval_episode_steps"] == 500  # CartPole's time limit
+    assert all(measured[k] > 0 for k in ("collect_steps_per_s", "train_steps_per_s", "eval_steps_per_s"))
+    mtime = cache.stat().st_mtime_ns
+    assert calibrate([run], cache) == speeds and cache.stat().st_mtime_ns == mtime  # cached: not measured again
+
+    fake = {speed_key(prepared): {"learning_starts": 1000.0, "collect_steps_per_s": 2000.0,
+                                  "train_steps_per_s": 500.0, "eval_steps_per_s": 1000.0,
+                                  "eval_episode_steps": 500.0}}
+    seconds, _ = estimate(run, fake)
+    evals = 3000 // 1000 + 2
+    assert seconds == pytest.approx(2.0 + 1000 / 2000 + 2000 / 500 + evals * 2 * 500 / 1000)
+    renamed = PlannedRun("CartPole-v1", "b", 1, "runs/b", prepare(dataclasses.replace(prepared.config, seed=1,
+                                                                                      schedule="2e-3", arm="b")))
+    assert estimate(renamed, fake)[0] == pytest.approx(seconds)  # same configuration, same speed
