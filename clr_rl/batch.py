@@ -18,9 +18,7 @@ failed (or diverged) with its traceback and the batch goes on.
 
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import math
 import os
 import shutil
@@ -35,7 +33,14 @@ from typing import Any
 from clr_rl.errors import ConfigError
 from clr_rl.record import RECORD_FILE, RunRecord, Status, read_status
 from clr_rl.specs import PlannedRun, Spec, load_spec, plan, run_config
-from clr_rl.store import check_writable, read_evaluations, read_json, write_json_atomic, write_text_atomic
+from clr_rl.store import (
+    check_writable,
+    read_evaluations,
+    read_json,
+    write_csv_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 __all__ = ["SUMMARY_COLUMNS", "BatchFiles", "RangeJob", "SetupPlan", "compare", "estimate", "execute", "plan_setup",
            "print_status", "run_range_tests", "run_tuning", "setup_costs", "summary_rows"]
@@ -239,11 +244,7 @@ def summary_rows(out: Path, runs: list[PlannedRun]) -> list[dict[str, Any]]:
 
 
 def _write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
+    write_csv_atomic(path, SUMMARY_COLUMNS, rows)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "check_writable",
     "read_evaluations",
     "read_json",
+    "write_csv_atomic",
     "write_evaluations",
     "write_json_atomic",
     "write_text_atomic",
@@ -68,12 +69,17 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
-def write_evaluations(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_csv_atomic(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """A CSV file with a header, written atomically."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=EVAL_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buf.getvalue())
+
+
+def write_evaluations(path: Path, rows: list[dict[str, Any]]) -> None:
+    write_csv_atomic(path, EVAL_COLUMNS, rows)
 
 
 def append_eval_row(path: Path, row: dict[str, Any]) -> None:

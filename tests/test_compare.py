@@ -30,33 +30,6 @@ PPO_TOML = tomllib.loads((ROOT / "agents" / "ppo.toml").read_text())
 EVAL_COLUMNS = ["timesteps", "mean_return", "std_return", "episodes", "wall_seconds"]
 
 
-def _spec(name: str, *, envs: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1"), seeds: int = 2,
-          timesteps: int = 1024, extra_arms: str = "") -> str:
-    return f"""\
-name = "{name}"
-algo = "ppo"
-seeds = {seeds}
-timesteps = {timesteps}
-envs = {json.dumps(list(envs))}
-baseline = "fixed"
-[eval]
-every = 512
-episodes = 2
-[hyperparams]
-n_steps = 32
-n_envs = 4
-batch_size = 64
-[arms.fixed]
-kind = "constant"
-lr = "tuned"
-[arms.around]
-kind = "triangular"
-base_lr = "tuned/3"
-max_lr = "tuned*3"
-cycles = 2
-{extra_arms}"""
-
-
 def _run(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -133,11 +106,11 @@ def _run_folders(out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def tiny(tmp_path_factory: pytest.TempPathFactory, h: Any) -> dict[str, Any]:
     """A 2 env x 2 arm x 2 seed batch at 1024 steps, trained once for the tests below."""
     root = tmp_path_factory.mktemp("tiny")
     spec = root / "tiny.toml"
-    spec.write_text(_spec("tiny"))
+    spec.write_text(h.tiny_spec("tiny"))
     out = root / "out"
     proc = _ok(_run("compare", spec, "--out", out, "--workers", "2", cwd=root))
     return {"root": root, "spec": spec, "out": out, "proc": proc}
@@ -234,10 +207,10 @@ def test_dry_run_lists_runs_and_writes_nothing(tiny: dict[str, Any], tmp_path: P
     assert _mtimes(tiny["out"], ("run.json", "model.zip", "summary.csv")) == before
 
 
-def test_ray_backend_matches_local(tiny: dict[str, Any], tmp_path: Path) -> None:
+def test_ray_backend_matches_local(tiny: dict[str, Any], tmp_path: Path, h: Any) -> None:
     pytest.importorskip("ray")
     spec = tmp_path / "ray.toml"
-    spec.write_text(_spec("tiny-ray", envs=("CartPole-v1",), seeds=1))
+    spec.write_text(h.tiny_spec("tiny-ray", envs=("CartPole-v1",), seeds=1))
     out = tmp_path / "out"
     proc = _ok(_run("compare", spec, "--out", out, "--workers", "2", "--backend", "ray", cwd=tmp_path))
     assert "tiny-ray: 2 runs, 0 already complete, 2 to run, 2 ray workers" in proc.stdout
@@ -264,7 +237,7 @@ def test_ray_backend_matches_local(tiny: dict[str, Any], tmp_path: Path) -> None
 # ----------------------------------------------------------------------------- failures
 
 
-def test_crashing_arm_is_isolated_and_retried(tmp_path: Path) -> None:
+def test_crashing_arm_is_isolated_and_retried(tmp_path: Path, h: Any) -> None:
     # Both pass validation. PPO refuses batch_size=1 with normalize_advantage at construction
     # (SB3 2.x); a max_grad_norm that is not a number fails in the first gradient step.
     arms = ('[arms.broken-init]\nkind = "constant"\nlr = "tuned"\n'
@@ -272,7 +245,7 @@ def test_crashing_arm_is_isolated_and_retried(tmp_path: Path) -> None:
             '[arms.broken-train]\nkind = "constant"\nlr = "tuned"\n'
             '[arms.broken-train.hyperparams]\nmax_grad_norm = "nope"\n')
     spec = tmp_path / "crash.toml"
-    spec.write_text(_spec("crash", envs=("CartPole-v1",), seeds=1, extra_arms=arms))
+    spec.write_text(h.tiny_spec("crash", envs=("CartPole-v1",), seeds=1, extra_arms=arms))
     out = tmp_path / "out"
     proc = _ok(_run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path), status=1)
     rows = {r["arm"]: r for r in _read_csv(out / "summary.csv")}
@@ -362,10 +335,10 @@ def _statuses(out: Path) -> dict[str, str]:
     return result
 
 
-def test_kill_9_then_rerun_resumes(tmp_path: Path) -> None:
+def test_kill_9_then_rerun_resumes(tmp_path: Path, h: Any) -> None:
     timesteps = 4096
     spec = tmp_path / "kill.toml"
-    spec.write_text(_spec("kill", timesteps=timesteps))
+    spec.write_text(h.tiny_spec("kill", timesteps=timesteps))
     out = tmp_path / "out"
     log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen([*CLI, "compare", str(spec), "--out", str(out), "--workers", "2"], cwd=tmp_path,
@@ -431,10 +404,10 @@ def test_kill_9_then_rerun_resumes(tmp_path: Path) -> None:
     assert "finished 8, interrupted 0, failed 0" in status.stdout
 
 
-def test_ray_backend_without_ray_says_how_to_install(tmp_path: Path) -> None:
+def test_ray_backend_without_ray_says_how_to_install(tmp_path: Path, h: Any) -> None:
     """Ray is an optional extra: where it cannot be imported, --backend ray exits 2 with the pip line."""
     spec = tmp_path / "s.toml"
-    spec.write_text(_spec("noray", envs=("CartPole-v1",), seeds=1))
+    spec.write_text(h.tiny_spec("noray", envs=("CartPole-v1",), seeds=1))
     code = ("import sys; sys.modules['ray'] = None  # as if the extra were not installed\n"
             "from clr_rl.cli import main; sys.exit(main(sys.argv[1:]))")
     proc = subprocess.run([sys.executable, "-c", code, "compare", str(spec), "--out", str(tmp_path / "out"),

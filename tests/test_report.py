@@ -40,29 +40,6 @@ ENVS = ("CartPole-v1", "Acrobot-v1")
 ARMS = ("fixed", "around")
 SEEDS = (0, 1, 2)
 
-SPEC = f"""\
-name = "tiny_report"
-algo = "ppo"
-seeds = {len(SEEDS)}
-timesteps = 1024
-envs = {json.dumps(list(ENVS))}
-baseline = "fixed"
-[eval]
-every = 512
-episodes = 2
-[hyperparams]
-n_steps = 32
-n_envs = 4
-batch_size = 64
-[arms.fixed]
-kind = "constant"
-lr = "tuned"
-[arms.around]
-kind = "triangular"
-base_lr = "tuned/3"
-max_lr = "tuned*3"
-cycles = 2
-"""
 
 
 def _run(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -237,10 +214,10 @@ def test_mean_ci_t_against_scipy_t_interval() -> None:
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def batch(tmp_path_factory: pytest.TempPathFactory, h: Any) -> Path:
     """2 envs x 2 arms x 3 seeds at 1024 steps, trained once for this module."""
     root = tmp_path_factory.mktemp("report")
-    (root / "spec.toml").write_text(SPEC)
+    (root / "spec.toml").write_text(h.tiny_spec("tiny_report", envs=ENVS, seeds=len(SEEDS)))
     out = root / "out"
     _ok(_run("compare", root / "spec.toml", "--out", out, "--workers", "2", cwd=root))
     return out

@@ -37,39 +37,16 @@ ARMS = ("fixed", "around")
 SEEDS = (0, 1, 2)
 REL = 1e-6  # float32 in event files
 
-SPEC = f"""\
-name = "tiny_tensorboard"
-algo = "ppo"
-seeds = {len(SEEDS)}
-timesteps = 1024
-envs = {json.dumps(list(ENVS))}
-baseline = "fixed"
-[eval]
-every = 512
-episodes = 2
-[hyperparams]
-n_steps = 32
-n_envs = 4
-batch_size = 64
-[arms.fixed]
-kind = "constant"
-lr = "tuned"
-[arms.around]
-kind = "triangular"
-base_lr = "tuned/3"
-max_lr = "tuned*3"
-cycles = 2
-"""
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def batch(tmp_path_factory: pytest.TempPathFactory, h: Any) -> Path:
     """The batch, trained and reported once (``report/stats.json``)."""
     from clr_rl.batch import compare
     from clr_rl.report import report
 
     root = tmp_path_factory.mktemp("tb")
-    (root / "spec.toml").write_text(SPEC)
+    (root / "spec.toml").write_text(h.tiny_spec("tiny_tensorboard", envs=ENVS, seeds=len(SEEDS)))
     out = root / "out"
     assert compare(root / "spec.toml", out=out, workers=2) == 0
     assert report(out, seed=3, reps=200) == 0
