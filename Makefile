@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up .venv first (idempotent).
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench reproduce
 
 setup:
 	@bash scripts/setup.sh
@@ -19,3 +19,7 @@ lint: setup
 
 bench: setup
 	.venv/bin/python benchmarks/bench_train.py
+
+# Retrain one run of each committed reference batch and compare it exactly with its summary.csv.
+reproduce: setup
+	.venv/bin/python scripts/reproduce.py
