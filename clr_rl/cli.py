@@ -108,7 +108,7 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
 def _run_config(args: argparse.Namespace) -> Any:
     """A RunConfig from ``train``'s flags: each setting parsed by its own rule, flags named in errors."""
     from clr_rl.agents import parse_overrides
-    from clr_rl.errors import ConfigError
+    from clr_rl.errors import ConfigError, config_errors
     from clr_rl.runner import RunConfig
 
     kwargs: dict[str, Any] = {}
@@ -117,7 +117,7 @@ def _run_config(args: argparse.Namespace) -> Any:
             continue
         value = getattr(args, name)
         if value is None:
-            if name in ("env_id", "schedule", "timesteps"):
+            if name in ("env_id", "timesteps"):
                 raise ConfigError(f"{s.flag} is required (unless --resume)")
             continue
         try:
@@ -128,6 +128,16 @@ def _run_config(args: argparse.Namespace) -> Any:
         except ValueError as exc:
             raise ConfigError(f"{s.flag}={value!r}: {exc}") from None
         kwargs[name] = value
+    if "schedule" not in kwargs:  # default: the env's fixed LR shipped in agents/ (constant)
+        from clr_rl.agents import agent_config
+        from clr_rl.envs import env_family
+
+        with config_errors():
+            agent = agent_config(kwargs.get("algo", "ppo"), kwargs["env_id"], env_family(kwargs["env_id"]),
+                                 kwargs.get("overrides", {}))
+        kwargs["schedule"] = f"constant:lr={agent.tuned_lr:g}"
+        kwargs["lr_provenance"] = (f"--schedule not given: agents/{kwargs.get('algo', 'ppo')}.toml "
+                                   f"{agent.tuned_lr_source}")
     return RunConfig(**kwargs)
 
 

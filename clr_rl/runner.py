@@ -140,7 +140,8 @@ class RunConfig:
     env_id: str = _setting("", flag="--env", help="Gymnasium id, e.g. CartPole-v1, HalfCheetah-v5, "
                                                   "PongNoFrameskip-v4")
     schedule: Schedule | str = _setting("", flag="--schedule", check=_check_schedule,
-                                        help="LR schedule, e.g. triangular2:base_lr=1e-4,max_lr=1e-3,cycles=4 or 3e-4",
+                                        help="LR schedule, e.g. triangular2:base_lr=1e-4,max_lr=1e-3,cycles=4 or 3e-4 "
+                                             "(default: the env's fixed LR in agents/)",
                                         to_json=lambda s: str(parse_schedule(s)))
     timesteps: int = _setting(0, flag="--timesteps", parse=int, check=_int_check("timesteps", 1),
                               help="training budget in environment steps")

@@ -8,6 +8,7 @@ Breakout starts with 5 lives (4 life-loss episode ends, then the game over).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -246,3 +247,77 @@ def test_dqn_trains_through_ale() -> None:
     assert buf.dones[:400].sum() >= 1 and buf.timeouts[:400].sum() == 0  # lives lost, no time limit
     assert buf.observations.dtype == np.uint8 and buf.observations.shape[-3:] == (4, 84, 84)
     env.close()
+
+
+def test_cli_train_with_the_ale_vector_env_then_resume(tmp_path: Path, h: Any) -> None:
+    """`clr-rl train --vec-env ale` on Pong trains, evaluates full games, saves; Ctrl-C at a checkpoint,
+    then `--resume` finishes the run from it."""
+    import json
+    import signal
+    import time
+
+    out = tmp_path / "pong"
+    proc = h.start("train", "--algo", "ppo", "--env", "PongNoFrameskip-v4", "--vec-env", "ale", "--timesteps", "2048",
+                   "--hp", "n_envs=2", "--hp", "n_steps=128", "--hp", "batch_size=64", "--eval-every", "512",
+                   "--eval-episodes", "1", "--threads", "1", "--no-progress", "--out", out, cwd=tmp_path)
+    deadline = time.time() + 240
+    while not (out / "checkpoint" / "state.json").is_file():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=240)
+    record = json.loads((out / "run.json").read_text())
+    if proc.returncode == 0:  # pragma: no cover - it finished before the signal landed
+        pytest.skip("the run finished before it could be interrupted")
+    assert proc.returncode == 130 and record["status"] == "interrupted", stderr[-2000:]
+    stopped = record["timesteps_done"]
+    h.ok(h.run("train", "--resume", "--out", out, "--no-progress", cwd=tmp_path, timeout=600))
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "finished" and record["resumed_from"] == stopped
+    assert record["config"]["vec_env"] == "ale" and record["timesteps_done"] == 2048
+    rows = (out / "evaluations.csv").read_text().splitlines()[1:]
+    returns = [float(r.split(",")[1]) for r in rows]
+    assert [int(r.split(",")[0]) for r in rows] == [0, 512, 1024, 1536, 2048]
+    assert all(-21 <= x <= 21 and x == int(x) for x in returns)  # whole games of Pong, unclipped scores
+    assert (out / "model.zip").is_file()
+
+
+def test_compare_and_report_with_vec_env_ale_on_two_games(tmp_path: Path, h: Any) -> None:
+    import csv
+    import json
+
+    spec = tmp_path / "atari.toml"
+    spec.write_text("""\
+name = "atari-ale"
+algo = "ppo"
+seeds = 1
+timesteps = 1024
+envs = ["PongNoFrameskip-v4", "BreakoutNoFrameskip-v4"]
+vec_env = "ale"
+baseline = "fixed"
+[eval]
+every = 512
+episodes = 1
+[hyperparams]
+n_envs = 2
+n_steps = 128
+batch_size = 64
+[arms.fixed]
+kind = "constant"
+lr = "tuned"
+[arms.tri]
+kind = "triangular"
+base_lr = "tuned/3"
+max_lr = "tuned*3"
+cycles = 1
+""")
+    out = tmp_path / "out"
+    h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path, timeout=900))
+    with open(out / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4 and all(r["status"] == "finished" for r in rows)
+    for row in rows:
+        config = json.loads((out / row["folder"] / "run.json").read_text())["config"]
+        assert config["vec_env"] == "ale"
+    h.ok(h.run("report", out, "--reps", "50", cwd=tmp_path))
+    assert (out / "report" / "report.md").is_file()
