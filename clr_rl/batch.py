@@ -297,13 +297,13 @@ def _check_backend(backend: str, address: str | None, workers: int | None) -> No
 
 def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | None = None, dry_run: bool = False,
             retry_failed: bool = False, backend: str = "local", address: str | None = None,
-            device: str | None = None, calibrate_speeds: bool = True, speed_cache: Path | None = None) -> int:
+            device: str | None = None, calibrate_speeds: bool = False, speed_cache: Path | None = None) -> int:
     """Run a spec: its setup phase (``[tune]``, ``[lr_range]``), then its arms. Everything is validated
     before the first run starts (ConfigError). Returns 0 when every run is complete, 1 when some failed.
 
-    Time estimates use this machine's calibrated speeds from ``speed_cache`` (default
-    :func:`default_speed_cache`); a dry run measures the configurations missing there first,
-    unless ``calibrate_speeds`` is false."""
+    With ``calibrate_speeds``, time estimates use this machine's speeds from ``speed_cache`` (default
+    :func:`default_speed_cache`), measuring first the configurations missing there (a short timed
+    run each); without, a fixed table of speeds."""
     spec = load_spec(spec_path, device=device)
     out = Path(out) if out is not None else Path("results") / spec.name
     _check_backend(backend, address, workers)
@@ -312,11 +312,7 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     runs = plan(spec)  # with stand-ins for the values the setup phase will give
     shape = f"{len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds"
     meta: dict[str, Any] = {"name": spec.name, "spec": spec.raw, "baseline": spec.baseline, "shape": shape}
-    cache = speed_cache or default_speed_cache()
-    if dry_run and calibrate_speeds:
-        speeds = calibrate(setup.tune_runs + runs, cache)
-    else:
-        speeds = read_json(cache) if cache.is_file() else {}
+    speeds = calibrate(setup.tune_runs + runs, speed_cache or default_speed_cache()) if calibrate_speeds else {}
     options: dict[str, Any] = {"workers": workers, "retry_failed": retry_failed, "backend": backend,
                                "address": address, "gpus_per_run": spec.gpus_per_run, "speeds": speeds}
     if dry_run:

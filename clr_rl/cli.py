@@ -146,7 +146,7 @@ def _compare_cmd(args: argparse.Namespace) -> int:
 
     return compare(args.spec, out=args.out, workers=args.workers, dry_run=args.dry_run,
                    retry_failed=args.retry_failed, backend=args.backend, address=args.address, device=args.device,
-                   calibrate_speeds=not args.no_calibrate)
+                   calibrate_speeds=args.calibrate)
 
 
 @_validating
@@ -243,9 +243,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="results folder (default results/<spec name>)")
     p.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
-    p.add_argument("--no-calibrate", action="store_true",
-                   help="dry run: estimate from the fixed speed table instead of timing a short run of each "
-                        "configuration on this machine (cached in ~/.cache/clr-rl/speeds.json)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="estimate times from this machine's speeds: a short timed run of each configuration not "
+                        "yet measured here, cached in ~/.cache/clr-rl/speeds.json (default: a fixed speed table)")
     p.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", help="Ray cluster address (auto or ray://HOST:PORT); default: a local Ray")

@@ -559,7 +559,8 @@ def measure_speed(prepared: PreparedRun, *, steps: int | None = None) -> dict[st
     Returns timesteps per second before learning starts (DQN's ``learning_starts``: collection
     only), while learning, and while evaluating (deterministic policy, 2 episodes), and the
     evaluation episode length to assume: the env's ``max_episode_steps`` where set, else the
-    measured one. ``steps`` after learning starts: default two updates or 2,000 timesteps.
+    measured one. ``steps`` after learning starts: default four updates or 4,000 timesteps; the
+    first update after learning starts is not timed (warm-up: first calls into torch and SB3).
     """
     import time
 
@@ -570,12 +571,15 @@ def measure_speed(prepared: PreparedRun, *, steps: int | None = None) -> dict[st
     torch.set_num_threads(1)
     c, agent = prepared.config, prepared.agent
     learning_starts = int(agent.hyperparams.get("learning_starts", 0)) if c.algo == "dqn" else 0
-    steps = steps or max(2 * agent.timesteps_per_update(), 2000)
+    warmup = agent.timesteps_per_update()
+    steps = steps or max(4 * warmup, 4000)
     marks: dict[str, tuple[int, float]] = {}
 
     class Clock(BaseCallback):
         def _on_step(self) -> bool:
-            if self.num_timesteps > learning_starts and "learning" not in marks:
+            if self.num_timesteps > learning_starts and "collected" not in marks:
+                marks["collected"] = (self.num_timesteps, time.perf_counter())
+            if self.num_timesteps > learning_starts + warmup and "learning" not in marks:
                 marks["learning"] = (self.num_timesteps, time.perf_counter())
             return True
 
@@ -588,18 +592,19 @@ def measure_speed(prepared: PreparedRun, *, steps: int | None = None) -> dict[st
 
             install_step_hook(model, prepared)
         t0 = time.perf_counter()
-        model.learn(learning_starts + steps, callback=Clock())
+        model.learn(learning_starts + warmup + steps, callback=Clock())
         t1 = time.perf_counter()
         _, episode_lengths = evaluate_policy(model, eval_env, n_eval_episodes=2, deterministic=True,
                                              return_episode_rewards=True, warn=False)
         lengths = [int(n) for n in episode_lengths]  # type: ignore[union-attr]
         t2 = time.perf_counter()
-    at, when = marks.get("learning", (0, t0))
+    at, when = marks["learning"]
     train = (model.num_timesteps - at) / max(t1 - when, 1e-9)
+    collected, collected_at = marks["collected"]
     import gymnasium
 
     limit = gymnasium.spec(c.env_id).max_episode_steps
-    return {"collect_steps_per_s": at / (when - t0) if at > 0 and when > t0 else train,
+    return {"collect_steps_per_s": collected / (collected_at - t0) if learning_starts > 0 else train,
             "train_steps_per_s": train, "eval_steps_per_s": sum(lengths) / max(t2 - t1, 1e-9),
             "eval_episode_steps": float(limit if limit and limit <= 10_000 else sum(lengths) / len(lengths)),
             "learning_starts": float(learning_starts), "measured_steps": float(steps)}
