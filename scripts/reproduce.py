@@ -3,8 +3,8 @@
     python scripts/reproduce.py [results/reference/NAME ...] [--runs N]
 
 For each reference folder that holds ``spec.resolved.json`` and ``summary.csv`` (a batch made by
-``clr-rl compare``), the first N finished runs are trained again from their resolved configs into a
-temporary folder, and their final return and AUC must equal the committed ones exactly (same code,
+``clr-rl compare``), the first N finished runs of each arm are trained again from their resolved configs
+into a temporary folder, and their final return and AUC must equal the committed ones exactly (same code,
 same versions, same kind of machine: training is deterministic for a seed). Exit status 1 on any
 difference: either the code changed results (regenerate the reference in the same change) or the
 reference was made by other code.
@@ -30,8 +30,8 @@ def _references(paths: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("references", nargs="*", help="reference folders (default: every batch under results/reference)")
-    parser.add_argument("--runs", type=int, default=1, help="runs to retrain per reference (default 1)")
+    parser.add_argument("references", nargs="*", help="reference folders (default: every batch in results/reference)")
+    parser.add_argument("--runs", type=int, default=1, help="runs to retrain per arm (default 1)")
     args = parser.parse_args(argv)
 
     from clr_rl.runner import RunConfig, prepare, train
@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     for ref in _references(args.references):
         resolved = {r["folder"]: r for r in json.loads((ref / "spec.resolved.json").read_text())["runs"]}
         with open(ref / "summary.csv", newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if r["status"] == "finished"][: args.runs]
+            finished = [r for r in csv.DictReader(fh) if r["status"] == "finished"]
+        rows = [r for arm in dict.fromkeys(r["arm"] for r in finished)
+                for r in [f for f in finished if f["arm"] == arm][: args.runs]]
         for row in rows:
             config = RunConfig.from_dict({**resolved[row["folder"]], "threads": 1, "device": "cpu"})
             with tempfile.TemporaryDirectory() as tmp:
