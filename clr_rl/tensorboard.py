@@ -376,6 +376,66 @@ def _iqm_curve(arm: str, envs: list[str], finished: dict[tuple[str, str], list[d
     return out
 
 
+def _finished_runs(batch_dir: Path, planned: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(env, arm) -> its finished runs that have evaluations: folder, config, evaluations, timesteps."""
+    from clr_rl.store import read_evaluations, read_json
+
+    finished: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in planned:
+        folder = batch_dir / r["folder"]
+        record = read_json(folder / "run.json") if (folder / "run.json").is_file() else {}
+        evals = read_evaluations(folder / "evaluations.csv")
+        if record.get("status") == "finished" and evals:
+            finished.setdefault((r["env_id"], r["arm"]), []).append(
+                {"folder": folder, "config": record.get("config", r), "evals": evals, "timesteps": int(r["timesteps"])})
+    return finished
+
+
+def _write_arms(root: Path, envs: list[str], arms: list[str], finished: dict[tuple[str, str], list[dict[str, Any]]],
+                refs: dict[str, tuple[float, float] | None]) -> list[Path]:
+    """One aggregate run per (env, arm) with finished seeds, under ``root/<env>/<arm>``; the folders written."""
+    written = []
+    for env in envs:
+        for arm in arms:
+            seeds = finished.get((env, arm), [])
+            if not seeds:
+                continue
+            steps = sorted({int(e["timesteps"]) for s in seeds for e in s["evals"]})
+            lr = _applied_lr(seeds[0]["folder"], seeds[0]["config"], steps)
+            folder = root / env / arm
+            _write_arm(folder, env, seeds, refs[env], lr)
+            written.append(folder)
+    return written
+
+
+def _write_iqm_run(folder: Path, curve: list[tuple[int, float, float, float]]) -> None:
+    """One ``aggregate/all_envs/<arm>`` run: the IQM and its CI bounds at each percent of budget."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(folder))
+    for step, estimate, low, high in curve:
+        writer.add_scalar(aggregate_tag(ALL_ENVS, "normalized_iqm"), estimate, step)
+        writer.add_scalar(aggregate_tag(ALL_ENVS, "normalized_iqm_ci95_low"), low, step)
+        writer.add_scalar(aggregate_tag(ALL_ENVS, "normalized_iqm_ci95_high"), high, step)
+    writer.close()
+
+
+def _write_iqm_runs(root: Path, envs: list[str], arms: list[str],
+                    finished: dict[tuple[str, str], list[dict[str, Any]]],
+                    refs: dict[str, tuple[float, float] | None], stats: dict[str, Any] | None) -> list[Path]:
+    """One batch-level IQM run per arm whose curve has finite points; the folders written."""
+    written = []
+    for arm in arms:
+        curve = _iqm_curve(arm, envs, finished, refs, stats)
+        curve = [p for p in curve if all(math.isfinite(v) for v in p[1:])]
+        if not curve:
+            continue
+        folder = root / ALL_ENVS / arm
+        _write_iqm_run(folder, curve)
+        written.append(folder)
+    return written
+
+
 def write_aggregates(batch_dir: Path, stats: dict[str, Any] | None = None) -> list[Path]:
     """Write one TensorBoard run per (env, arm) under ``<batch>/runs/aggregate/<env>/<arm>/``.
 
@@ -387,9 +447,7 @@ def write_aggregates(batch_dir: Path, stats: dict[str, Any] | None = None) -> li
     ``stats.json`` -- when given) and rewrites the ``_layout`` run. Returns the run folders
     written. Raises ValueError if ``batch_dir`` holds no ``spec.resolved.json``.
     """
-    from torch.utils.tensorboard import SummaryWriter
-
-    from clr_rl.store import read_evaluations, read_json
+    from clr_rl.store import read_json
 
     batch_dir = Path(batch_dir)
     path = batch_dir / "spec.resolved.json"
@@ -403,40 +461,11 @@ def write_aggregates(batch_dir: Path, stats: dict[str, Any] | None = None) -> li
     envs = list(dict.fromkeys(r["env_id"] for r in planned))
     arms = list(dict.fromkeys(r["arm"] for r in planned))
     refs = {env: _refs(resolved, env) for env in envs}
-    finished: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in planned:
-        folder = batch_dir / r["folder"]
-        record = read_json(folder / "run.json") if (folder / "run.json").is_file() else {}
-        evals = read_evaluations(folder / "evaluations.csv")
-        if record.get("status") == "finished" and evals:
-            finished.setdefault((r["env_id"], r["arm"]), []).append(
-                {"folder": folder, "config": record.get("config", r), "evals": evals, "timesteps": int(r["timesteps"])})
-    written = []
-    for env in envs:
-        for arm in arms:
-            seeds = finished.get((env, arm), [])
-            if not seeds:
-                continue
-            steps = sorted({int(e["timesteps"]) for s in seeds for e in s["evals"]})
-            lr = _applied_lr(seeds[0]["folder"], seeds[0]["config"], steps)
-            folder = root / env / arm
-            _write_arm(folder, env, seeds, refs[env], lr)
-            written.append(folder)
+    finished = _finished_runs(batch_dir, planned)
+    written = _write_arms(root, envs, arms, finished, refs)
     iqm = all(refs[env] is not None for env in envs)
     if iqm:
-        for arm in arms:
-            curve = _iqm_curve(arm, envs, finished, refs, stats)
-            curve = [p for p in curve if all(math.isfinite(v) for v in p[1:])]
-            if not curve:
-                continue
-            folder = root / ALL_ENVS / arm
-            writer = SummaryWriter(log_dir=str(folder))
-            for step, estimate, low, high in curve:
-                writer.add_scalar(aggregate_tag(ALL_ENVS, "normalized_iqm"), estimate, step)
-                writer.add_scalar(aggregate_tag(ALL_ENVS, "normalized_iqm_ci95_low"), low, step)
-                writer.add_scalar(aggregate_tag(ALL_ENVS, "normalized_iqm_ci95_high"), high, step)
-            writer.close()
-            written.append(folder)
+        written += _write_iqm_runs(root, envs, arms, finished, refs, stats)
     write_layout(runs_dir, envs, runs=planned, iqm=iqm)
     return written
 

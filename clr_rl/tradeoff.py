@@ -42,6 +42,7 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,119 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]])
     write_text_atomic(path, buf.getvalue())
 
 
+def _normaliser(env_id: str) -> tuple[Callable[[float], float], str]:
+    """(return -> normalised score, the normalisation in words): the env's random and reference
+    scores from ``envs/``, or the raw return when it has none."""
+    from clr_rl.envs import env_info
+
+    info = env_info(env_id)
+    if info is not None:
+        lo_ref, hi_ref = info.random_score, info.reference_score
+
+        def norm(x: float) -> float:
+            return (x - lo_ref) / (hi_ref - lo_ref)
+
+        return norm, f"(return - {lo_ref:g}) / ({hi_ref:g} - {lo_ref:g}): random and reference scores of envs/"
+
+    def raw(x: float) -> float:
+        return x
+
+    return raw, "no reference scores for this env: 'normalised' values are raw returns"
+
+
+_ByArm = dict[str, dict[int, tuple[dict[str, Any], list[dict[str, float]]]]]
+_PerSeed = dict[str, dict[int, list[float | None]]]
+
+
+def _collect(out: Path, runs: list[Any]) -> tuple[_ByArm, list[dict[str, str]]]:
+    """arm -> seed -> (run.json, evaluations) of the finished runs, and the folders left out with their status."""
+    from clr_rl.store import read_evaluations
+
+    by_arm: _ByArm = {}
+    left_out: list[dict[str, str]] = []  # failed or diverged runs are not points of either curve
+    for run in runs:
+        record = _finished(out, run)
+        if record is not None:
+            by_arm.setdefault(run.arm, {})[run.seed] = (record, read_evaluations(out / run.folder / "evaluations.csv"))
+        else:
+            left_out.append({"folder": run.folder, "status": _status(out, run)})
+    return by_arm, left_out
+
+
+def _curves(plan: TradeoffPlan, by_arm: _ByArm, validate: bool,
+            norm: Callable[[float], float]) -> tuple[list[dict[str, Any]], _PerSeed]:
+    """The rows of ``tradeoff.csv`` (single, then separate: one per budget with an evaluation) and
+    each approach's per-seed return at every budget (None where a seed has none)."""
+    single = by_arm.get(SINGLE_ARM, {})
+    rows: list[dict[str, Any]] = []
+    per_seed: _PerSeed = {"single": {}, "separate": {}}
+    for s, (_, evals) in sorted(single.items()):
+        per_seed["single"][s] = [(_at(evals, b) or {}).get("mean_return") for b in plan.budgets]
+    for k, budget in enumerate(plan.budgets):
+        found = [e for e in (_at(ev, budget) for _, ev in single.values()) if e is not None]
+        if found:
+            rows.append(_curve_row("single", k + 1, budget, found, norm))
+    if validate:
+        for k, budget in enumerate(plan.budgets):
+            sep = by_arm.get(_anneal_arm(budget), {})
+            found = []
+            for s, (_, evals) in sorted(sep.items()):
+                e = _at(evals, budget)
+                if e is not None:
+                    found.append(e)
+                    per_seed["separate"].setdefault(s, [None] * len(plan.budgets))[k] = e["mean_return"]
+            if found:
+                rows.append(_curve_row("separate", k + 1, budget, found, norm))
+    return rows, per_seed
+
+
+def _compute(plan: TradeoffPlan, by_arm: _ByArm, validate: bool, elapsed: float) -> dict[str, Any]:
+    """Timesteps and wall seconds per seed of each approach, and the whole call's elapsed seconds."""
+    wall_single = [rec.get("wall_seconds", 0.0) for rec, _ in by_arm[SINGLE_ARM].values()]
+    compute: dict[str, Any] = {**plan.compute(), "single_wall_seconds_per_seed": sum(wall_single) / len(wall_single),
+                               "elapsed_seconds": round(elapsed, 1)}
+    if validate:
+        walls: dict[int, float] = {}
+        for budget in plan.budgets:
+            for s, (rec, _) in by_arm.get(_anneal_arm(budget), {}).items():
+                walls[s] = walls.get(s, 0.0) + float(rec.get("wall_seconds", 0.0))
+        if walls:
+            compute["separate_wall_seconds_per_seed"] = sum(walls.values()) / len(walls)
+    return compute
+
+
+def _gaps(plan: TradeoffPlan, per_seed: _PerSeed, norm: Callable[[float], float], reps: int,
+          stats_seed: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """:func:`gap_stats` over the seeds with both approaches at every budget, and the rows of
+    ``gap.csv``; (None, []) when no seed has both."""
+    paired = [s for s in sorted(per_seed["single"]) if s in per_seed["separate"]
+              and None not in per_seed["single"][s] and None not in per_seed["separate"][s]]
+    if not paired:
+        return None, []
+    a = [[norm(v) for v in per_seed["single"][s] if v is not None] for s in paired]
+    b = [[norm(v) for v in per_seed["separate"][s] if v is not None] for s in paired]
+    gaps = gap_stats(a, b, reps=reps, seed=stats_seed)
+    gaps["seeds"] = paired
+    gap_rows = []
+    for k, budget in enumerate(plan.budgets):
+        raw = [(per_seed["single"][s][k] or 0.0) - (per_seed["separate"][s][k] or 0.0) for s in paired]
+        gap_rows.append({"cycle": k + 1, "budget": budget, "seeds": len(paired),
+                         "gap_return": sum(raw) / len(raw), "gap_normalised": gaps["gap"][k],
+                         "ci_low_normalised": gaps["ci_low"][k], "ci_high_normalised": gaps["ci_high"][k],
+                         "identical_by_construction": k == 0})
+    return gaps, gap_rows
+
+
+def _plan_record(plan: TradeoffPlan) -> dict[str, Any]:
+    """``tradeoff.json``'s ``plan``: where the cycles and budgets fell, and the schedules."""
+    return {"timesteps": plan.timesteps, "requested_timesteps": plan.requested_timesteps,
+            "cycles": plan.cycles, "t_mult": plan.t_mult, "update_every": plan.update_every,
+            "update_how": plan.update_how, "first_cycle_timesteps": plan.first_cycle_timesteps,
+            "cycle_ends": list(plan.cycle_ends), "budgets": list(plan.budgets), "eval_every": plan.eval_every,
+            "schedule": str(plan.schedule), "anneal_schedule": str(plan.anneal_schedule()),
+            "lr_provenance": plan.lr_provenance}
+
+
 def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, t_mult: float = 2.0,
              min_lr_fraction: float = 0.0, max_lr: float | str = "tuned", seeds: int = 3, workers: int | None = None,
              validate: bool = False, eval_episodes: int | None = None, overrides: dict[str, Any] | None = None,
@@ -289,8 +403,7 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
     same call again. Returns the ``tradeoff.json`` record.
     """
     from clr_rl.batch import execute
-    from clr_rl.envs import env_info
-    from clr_rl.store import check_writable, read_evaluations, write_text_atomic
+    from clr_rl.store import check_writable, write_text_atomic
 
     out = Path(out)
     _int("seeds", seeds, 1)
@@ -316,95 +429,21 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
     status = execute(runs, out, meta=meta, workers=workers, quiet=True)
     elapsed = time.time() - t0
 
-    info = env_info(env_id)
-    if info is not None:
-        lo_ref, hi_ref = info.random_score, info.reference_score
-
-        def norm(x: float) -> float:
-            return (x - lo_ref) / (hi_ref - lo_ref)
-
-        norm_note = f"(return - {lo_ref:g}) / ({hi_ref:g} - {lo_ref:g}): random and reference scores of envs/"
-    else:
-        def norm(x: float) -> float:
-            return x
-
-        norm_note = "no reference scores for this env: 'normalised' values are raw returns"
-
-    by_arm: dict[str, dict[int, tuple[dict[str, Any], list[dict[str, float]]]]] = {}
-    left_out: list[dict[str, str]] = []  # failed or diverged runs are not points of either curve
-    for run in runs:
-        record = _finished(out, run)
-        if record is not None:
-            by_arm.setdefault(run.arm, {})[run.seed] = (record, read_evaluations(out / run.folder / "evaluations.csv"))
-        else:
-            left_out.append({"folder": run.folder, "status": _status(out, run)})
+    norm, norm_note = _normaliser(env_id)
+    by_arm, left_out = _collect(out, runs)
     single = by_arm.get(SINGLE_ARM, {})
     if not single:
         raise ValueError(f"no single run finished in {out}; see run.json in {out / 'runs'} for the errors")
-
-    rows: list[dict[str, Any]] = []
-    per_seed: dict[str, dict[int, list[float | None]]] = {"single": {}, "separate": {}}
-    for s, (_, evals) in sorted(single.items()):
-        per_seed["single"][s] = [(_at(evals, b) or {}).get("mean_return") for b in plan.budgets]
-    for k, budget in enumerate(plan.budgets):
-        found = [e for e in (_at(ev, budget) for _, ev in single.values()) if e is not None]
-        if found:
-            rows.append(_curve_row("single", k + 1, budget, found, norm))
-    if validate:
-        for k, budget in enumerate(plan.budgets):
-            sep = by_arm.get(_anneal_arm(budget), {})
-            found = []
-            for s, (_, evals) in sorted(sep.items()):
-                e = _at(evals, budget)
-                if e is not None:
-                    found.append(e)
-                    per_seed["separate"].setdefault(s, [None] * len(plan.budgets))[k] = e["mean_return"]
-            if found:
-                rows.append(_curve_row("separate", k + 1, budget, found, norm))
+    rows, per_seed = _curves(plan, by_arm, validate, norm)
     _write_csv(out / "tradeoff.csv", CSV_COLUMNS, rows)
-
-    wall_single = [rec.get("wall_seconds", 0.0) for rec, _ in single.values()]
-    compute: dict[str, Any] = {**plan.compute(), "single_wall_seconds_per_seed": sum(wall_single) / len(wall_single),
-                               "elapsed_seconds": round(elapsed, 1)}
-    gaps: dict[str, Any] | None = None
-    if validate:
-        walls: dict[int, float] = {}
-        for budget in plan.budgets:
-            for s, (rec, _) in by_arm.get(_anneal_arm(budget), {}).items():
-                walls[s] = walls.get(s, 0.0) + float(rec.get("wall_seconds", 0.0))
-        if walls:
-            compute["separate_wall_seconds_per_seed"] = sum(walls.values()) / len(walls)
-        paired = [s for s in sorted(per_seed["single"]) if s in per_seed["separate"]
-                  and None not in per_seed["single"][s] and None not in per_seed["separate"][s]]
-        if paired:
-            a = [[norm(v) for v in per_seed["single"][s] if v is not None] for s in paired]
-            b = [[norm(v) for v in per_seed["separate"][s] if v is not None] for s in paired]
-            gaps = gap_stats(a, b, reps=reps, seed=stats_seed)
-            gaps["seeds"] = paired
-            gap_rows = []
-            for k, budget in enumerate(plan.budgets):
-                raw = [(per_seed["single"][s][k] or 0.0) - (per_seed["separate"][s][k] or 0.0) for s in paired]
-                gap_rows.append({"cycle": k + 1, "budget": budget, "seeds": len(paired),
-                                 "gap_return": sum(raw) / len(raw), "gap_normalised": gaps["gap"][k],
-                                 "ci_low_normalised": gaps["ci_low"][k], "ci_high_normalised": gaps["ci_high"][k],
-                                 "identical_by_construction": k == 0})
-            _write_csv(out / "gap.csv", GAP_COLUMNS, gap_rows)
-
+    compute = _compute(plan, by_arm, validate, elapsed)
+    gaps, gap_rows = _gaps(plan, per_seed, norm, reps, stats_seed) if validate else (None, [])
+    if gaps is not None:
+        _write_csv(out / "gap.csv", GAP_COLUMNS, gap_rows)
     result: dict[str, Any] = {
-        "params": params,
-        "plan": {"timesteps": plan.timesteps, "requested_timesteps": plan.requested_timesteps,
-                 "cycles": plan.cycles, "t_mult": plan.t_mult, "update_every": plan.update_every,
-                 "update_how": plan.update_how, "first_cycle_timesteps": plan.first_cycle_timesteps,
-                 "cycle_ends": list(plan.cycle_ends), "budgets": list(plan.budgets), "eval_every": plan.eval_every,
-                 "schedule": str(plan.schedule), "anneal_schedule": str(plan.anneal_schedule()),
-                 "lr_provenance": plan.lr_provenance},
-        "normalisation": norm_note,
-        "curve": rows,
+        "params": params, "plan": _plan_record(plan), "normalisation": norm_note, "curve": rows,
         "per_seed": {k: {str(s): v for s, v in d.items()} for k, d in per_seed.items()},
-        "compute": compute,
-        "gap": gaps,
-        "left_out": left_out,
-        "exit_status": status,
+        "compute": compute, "gap": gaps, "left_out": left_out, "exit_status": status,
     }
     write_text_atomic(out / "tradeoff.json", json.dumps(result, indent=2, default=str) + "\n")
     _plot(out / "tradeoff.png", plan, rows, single, gaps, compute)
@@ -438,18 +477,11 @@ def _print(result: dict[str, Any]) -> None:
         print("the curves use the finished runs only; see run.json in the folders above")
 
 
-def _plot(path: Path, plan: TradeoffPlan, rows: list[dict[str, Any]], single: dict[int, Any],
-          gaps: dict[str, Any] | None, compute: dict[str, Any]) -> None:
+def _draw_curves(ax: Any, rows: list[dict[str, Any]], single: dict[int, Any]) -> None:
+    """The whole single-run curve (mean over seeds at every evaluation), faint, and each approach's
+    points at the budgets with their 95% CIs."""
     import numpy as np
 
-    from clr_rl.plots import _pyplot
-
-    plt = _pyplot()
-    panels = 3 if gaps else 2
-    fig, axes = plt.subplots(panels, 1, figsize=(8, 2.6 * panels + 1.2), dpi=100, sharex=True,
-                             gridspec_kw={"height_ratios": [3, 1.3, 1.3][:panels]})
-    ax = axes[0]
-    # the whole single-run curve (mean over seeds at every evaluation), faint
     curves = [ev for _, ev in single.values()]
     ts = sorted({e["timesteps"] for ev in curves for e in ev if e["timesteps"] > 0})
     if ts:
@@ -466,9 +498,10 @@ def _plot(path: Path, plan: TradeoffPlan, rows: list[dict[str, Any]], single: di
         hi = np.array([r["ci_high"] if math.isfinite(r["ci_high"]) else r["mean_return"] for r in pts])
         ax.errorbar(x, y, yerr=[y - lo, hi - y], color=color, marker=marker, ms=6, lw=1.6, capsize=3,
                     label=f"{label} (n={max(r['seeds'] for r in pts)})")
-    for a in axes:
-        for b in plan.budgets:
-            a.axvline(b, color="grey", ls=":", lw=0.8)
+
+
+def _style_curves(ax: Any, plan: TradeoffPlan, gaps: dict[str, Any] | None, compute: dict[str, Any]) -> None:
+    """Log x, labels, legend, and a title with each approach's compute per seed."""
     ax.set_xscale("log")
     ax.set_ylabel("evaluation return\n(mean, 95% CI over seeds)")
     ax.grid(alpha=0.3)
@@ -480,19 +513,28 @@ def _plot(path: Path, plan: TradeoffPlan, rows: list[dict[str, Any]], single: di
         title += (f"; separate runs {compute['separate_timesteps_per_seed']:,} "
                   f"({compute['separate_over_single']:.2f}x)")
     ax.set_title(title, fontsize=9)
-    if gaps:
-        g = axes[1]
-        x = np.array(plan.budgets, dtype=float)
-        y = np.array(gaps["gap"])
-        g.errorbar(x, y, yerr=[y - np.array(gaps["ci_low"]), np.array(gaps["ci_high"]) - y], color="tab:red",
-                   marker="D", ms=5, capsize=3, lw=1.2)
-        g.axhline(0.0, color="black", lw=0.8)
-        m = gaps["mean_abs_gap"]
-        g.set_ylabel("gap, normalised\n(single - separate)")
-        g.set_title(f"mean |gap| {m['estimate']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] (paired bootstrap, "
-                    "95%); first budget identical by construction", fontsize=8)
-        g.grid(alpha=0.3)
-    lr_ax = axes[-1]
+
+
+def _draw_gap(g: Any, plan: TradeoffPlan, gaps: dict[str, Any]) -> None:
+    """The gap single - separate per budget with its paired-bootstrap CI."""
+    import numpy as np
+
+    x = np.array(plan.budgets, dtype=float)
+    y = np.array(gaps["gap"])
+    g.errorbar(x, y, yerr=[y - np.array(gaps["ci_low"]), np.array(gaps["ci_high"]) - y], color="tab:red",
+               marker="D", ms=5, capsize=3, lw=1.2)
+    g.axhline(0.0, color="black", lw=0.8)
+    m = gaps["mean_abs_gap"]
+    g.set_ylabel("gap, normalised\n(single - separate)")
+    g.set_title(f"mean |gap| {m['estimate']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] (paired bootstrap, "
+                "95%); first budget identical by construction", fontsize=8)
+    g.grid(alpha=0.3)
+
+
+def _draw_lr(lr_ax: Any, plan: TradeoffPlan) -> None:
+    """The single run's LR against the budget, ticks at the budgets."""
+    import numpy as np
+
     grid = np.geomspace(max(1.0, plan.budgets[0] / 8), plan.timesteps, 800)
     lr_ax.plot(grid, [plan.schedule(1 - t / plan.timesteps) for t in grid], color="tab:blue", lw=1.0,
                label="single run")
@@ -501,6 +543,24 @@ def _plot(path: Path, plan: TradeoffPlan, rows: list[dict[str, Any]], single: di
     lr_ax.grid(alpha=0.3)
     lr_ax.set_xticks(list(plan.budgets), [f"{b:,}" for b in plan.budgets])
     lr_ax.minorticks_off()
+
+
+def _plot(path: Path, plan: TradeoffPlan, rows: list[dict[str, Any]], single: dict[int, Any],
+          gaps: dict[str, Any] | None, compute: dict[str, Any]) -> None:
+    from clr_rl.plots import _pyplot
+
+    plt = _pyplot()
+    panels = 3 if gaps else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(8, 2.6 * panels + 1.2), dpi=100, sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1.3, 1.3][:panels]})
+    _draw_curves(axes[0], rows, single)
+    for a in axes:
+        for b in plan.budgets:
+            a.axvline(b, color="grey", ls=":", lw=0.8)
+    _style_curves(axes[0], plan, gaps, compute)
+    if gaps:
+        _draw_gap(axes[1], plan, gaps)
+    _draw_lr(axes[-1], plan)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

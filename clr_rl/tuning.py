@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,73 @@ def _check_common(algo: str, timesteps: int, seeds: int, criterion: str, out: Pa
     check_writable(out)
 
 
+def _tune_optuna(trials: int, lr_range: str, seed: int, plan: Callable[[list[float]], list[Any]],
+                 run: Callable[[list[Any]], int], out: Path, criterion: str) -> tuple[list[Any], int, str]:
+    """Optuna TPE over log10(lr): (the runs of every distinct LR tried, exit status, method in words)."""
+    if trials < 1:
+        raise ConfigError(f"--trials={trials} must be >= 1")
+    lo, hi = parse_range(lr_range)
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("--trials needs Optuna: pip install 'clr-rl[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dist = optuna.distributions.FloatDistribution(math.log10(lo), math.log10(hi))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    status = 0
+    all_runs: list[Any] = []
+    tried_lrs: list[float] = []
+    for _ in range(trials):  # earlier trials' folders are reused, so the study replays them
+        trial = study.ask({"log10_lr": dist})
+        lr = float(f"{10 ** trial.params['log10_lr']:.3g}")
+        runs = plan([lr])
+        if lr not in tried_lrs:
+            all_runs += runs
+            tried_lrs.append(lr)
+        status |= run(all_runs)
+        per_seed = _scores(out, runs, criterion).get(lr, [])
+        if per_seed:
+            study.tell(trial, sum(per_seed) / len(per_seed))
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return all_runs, status, f"Optuna TPE, {trials} trials over log10(lr) in [{lo:g}, {hi:g}], sampler seed {seed}"
+
+
+def _tuned_record(out: Path, all_runs: list[Any], criterion: str, method: str, *, algo: str, env_id: str,
+                  timesteps: int, seeds: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The ``tuned_lr.json`` record: the best LR by mean score over seeds, every LR tried, the cost."""
+    from clr_rl.runner import versions
+
+    scores = _scores(out, all_runs, criterion)
+    if not scores:
+        raise RuntimeError("no run of the sweep finished; see the run folders for their errors")
+    best = max(scores, key=lambda lr: sum(scores[lr]) / len(scores[lr]))
+    measure = "AUC of the evaluation curve" if criterion == "auc" else "final evaluation return"
+    tried: list[dict[str, Any]] = [{"lr": lr, "score_mean": sum(v) / len(v), "per_seed": v}
+                                   for lr, v in sorted(scores.items())]
+    return {
+        "algo": algo, "env_id": env_id, "value": best, "criterion": criterion,
+        "criterion_rule": f"mean over seeds of the {measure}; the best LR maximises it",
+        "method": method, "timesteps": timesteps, "seeds": list(range(seeds)),
+        "tried": tried,
+        "cost_timesteps": _cost(out, all_runs), "overrides": overrides, "versions": versions(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _print_tuned(record: dict[str, Any], path: Path, status: int) -> None:
+    """The LRs tried with their scores (the best marked), the tuned LR and where its record is."""
+    best = record["value"]
+    print(f"{'lr':>10}  {'score (' + record['criterion'] + ')':>14}  seeds")
+    for row in record["tried"]:
+        mark = "  <- best" if row["lr"] == best else ""
+        print(f"{row['lr']:>10.3g}  {row['score_mean']:>14.2f}  {len(row['per_seed'])}{mark}")
+    print(f"tuned fixed LR for {record['algo']} on {record['env_id']}: {best:g} ({record['method']}; "
+          f"cost {record['cost_timesteps']:,} timesteps) -> {path}")
+    if status:
+        print("some runs failed; the record uses the finished ones")
+
+
 def tune(*, algo: str, env_id: str, timesteps: int, seeds: int, out: Path, grid: str | None = None,
          trials: int | None = None, lr_range: str = "1e-5:1e-2", criterion: str = "auc",
          overrides: dict[str, Any] | None = None, workers: int | None = None, eval_every: int | None = None,
@@ -145,66 +214,20 @@ def tune(*, algo: str, env_id: str, timesteps: int, seeds: int, out: Path, grid:
     meta = {"name": f"tune-{algo}-{env_id}".replace("/", "_"), "baseline": None,
             "spec": {"tune": {"algo": algo, "env_id": env_id, "timesteps": timesteps, "seeds": seeds,
                               "criterion": criterion, "grid": grid, "trials": trials}}}
-    all_runs: list[Any] = []
+    plan = partial(_sweep_runs, algo, env_id, timesteps, seeds, overrides=overrides, eval_every=eval_every,
+                   eval_episodes=eval_episodes, device=device)
+    run = partial(execute, out=out, meta=meta, workers=workers, quiet=True)
     if grid is not None:
-        lrs = lr_grid(*parse_grid(grid))
-        all_runs = _sweep_runs(algo, env_id, timesteps, seeds, lrs, overrides, eval_every, eval_episodes, device)
-        status = execute(all_runs, out, meta=meta, workers=workers, quiet=True)
+        all_runs = plan(lr_grid(*parse_grid(grid)))
+        status = run(all_runs)
         method = f"log grid {grid}"
     else:
         assert trials is not None
-        if trials < 1:
-            raise ConfigError(f"--trials={trials} must be >= 1")
-        lo, hi = parse_range(lr_range)
-        try:
-            import optuna
-        except ImportError:
-            raise ConfigError("--trials needs Optuna: pip install 'clr-rl[tune]'") from None
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        dist = optuna.distributions.FloatDistribution(math.log10(lo), math.log10(hi))
-        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-        status = 0
-        tried_lrs: list[float] = []
-        for _ in range(trials):  # earlier trials' folders are reused, so the study replays them
-            trial = study.ask({"log10_lr": dist})
-            lr = float(f"{10 ** trial.params['log10_lr']:.3g}")
-            runs = _sweep_runs(algo, env_id, timesteps, seeds, [lr], overrides, eval_every, eval_episodes, device)
-            if lr not in tried_lrs:
-                all_runs += runs
-                tried_lrs.append(lr)
-            status |= execute(all_runs, out, meta=meta, workers=workers, quiet=True)
-            per_seed = _scores(out, runs, criterion).get(lr, [])
-            if per_seed:
-                study.tell(trial, sum(per_seed) / len(per_seed))
-            else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        method = f"Optuna TPE, {trials} trials over log10(lr) in [{lo:g}, {hi:g}], sampler seed {seed}"
-    scores = _scores(out, all_runs, criterion)
-    if not scores:
-        raise RuntimeError("no run of the sweep finished; see the run folders for their errors")
-    best = max(scores, key=lambda lr: sum(scores[lr]) / len(scores[lr]))
-    from clr_rl.runner import versions
-
-    measure = "AUC of the evaluation curve" if criterion == "auc" else "final evaluation return"
-    tried: list[dict[str, Any]] = [{"lr": lr, "score_mean": sum(v) / len(v), "per_seed": v}
-                                   for lr, v in sorted(scores.items())]
-    record: dict[str, Any] = {
-        "algo": algo, "env_id": env_id, "value": best, "criterion": criterion,
-        "criterion_rule": f"mean over seeds of the {measure}; the best LR maximises it",
-        "method": method, "timesteps": timesteps, "seeds": list(range(seeds)),
-        "tried": tried,
-        "cost_timesteps": _cost(out, all_runs), "overrides": overrides, "versions": versions(),
-        "date": time.strftime("%Y-%m-%d"),
-    }
+        all_runs, status, method = _tune_optuna(trials, lr_range, seed, plan, run, out, criterion)
+    record = _tuned_record(out, all_runs, criterion, method, algo=algo, env_id=env_id, timesteps=timesteps,
+                           seeds=seeds, overrides=overrides)
     write_text_atomic(out / "tuned_lr.json", json.dumps(record, indent=2) + "\n")
-    print(f"{'lr':>10}  {'score (' + criterion + ')':>14}  seeds")
-    for row in tried:
-        mark = "  <- best" if row["lr"] == best else ""
-        print(f"{row['lr']:>10.3g}  {row['score_mean']:>14.2f}  {len(row['per_seed'])}{mark}")
-    print(f"tuned fixed LR for {algo} on {env_id}: {best:g} ({method}; cost {record['cost_timesteps']:,} timesteps)"
-          f" -> {out / 'tuned_lr.json'}")
-    if status:
-        print("some runs failed; the record uses the finished ones")
+    _print_tuned(record, out / "tuned_lr.json", status)
     record["exit_status"] = status
     return record
 
@@ -547,6 +570,88 @@ class _BlockProbe:
             self._record()
 
 
+_Series = dict[str, tuple[list[float], list[float]]]
+
+
+def _print_cost(res: Resolution, timesteps: int) -> None:
+    """What the range test will run, printed before training: timesteps, updates, points, grain, LR spacing."""
+    print(f"lr-range single: {res.timesteps:,} timesteps ({res.updates} updates of {res.update_timesteps:,}; "
+          f"--timesteps {timesteps:,} rounded up to whole updates), {res.points} LR points, {res.grain()}; "
+          f"LR x{res.ratio:.4g} between neighbouring points", flush=True)
+
+
+def _range_model(prepared: Any, env_id: str, seed: int, device: str) -> tuple[Any, Any]:
+    """(env, model) of the range test's one run, on one thread."""
+    import torch
+
+    from clr_rl.agents import build_model
+    from clr_rl.envs import make_env
+    from clr_rl.runner import resolve_device
+
+    agent, hp = prepared.agent, prepared.agent.hyperparams
+    torch.set_num_threads(1)
+    env = make_env(env_id, n_envs=agent.n_envs, seed=seed, normalize=agent.normalize,
+                   gamma=float(hp.get("gamma", 0.99)))
+    model = build_model(agent, env, prepared.schedule, seed=seed, device=resolve_device(device, agent.policy))
+    return env, model
+
+
+def _watch_ppo(model: Any, ramp: Any, res: Resolution) -> list[dict[str, float]]:
+    """Learn, recording a point per block of gradient steps (see ``_BlockProbe``)."""
+    probe = _BlockProbe(model, ramp, res)
+    model.learn(res.timesteps)
+    probe.flush()
+    return probe.points
+
+
+def _ppo_health(rows: list[dict[str, float]], kl_limit: float) -> tuple[int | None, str, _Series, dict[str, float]]:
+    """PPO: (first unhealthy point or None, the rule in words, the plotted series, their limits)."""
+    first = first_unhealthy([r["kl_per_update"] for r in rows], kl_limit)
+    bad_value = next((i for i, r in enumerate(rows) if not math.isfinite(r["value_loss"])), None)
+    first = min((i for i in (first, bad_value) if i is not None), default=None)
+    rule = (f"PPO point unhealthy when kl_per_update (exact KL between the policy before and after the point's "
+            f"gradient steps, mean over the rollout's states, x gradient steps per update / steps in the point) "
+            f"> {kl_limit}, confirmed by the running median of {WINDOW} points or by one point above "
+            f"{SPIKE:g} x {kl_limit}, or a non-finite KL or value loss")
+    series = {k: ([r["lr"] for r in rows], [r[k] for r in rows])
+              for k in ("kl_per_update", "clip_fraction", "value_loss")}
+    return first, rule, series, {"kl_per_update": kl_limit}
+
+
+def _dqn_health(rows: list[dict[str, float]], loss_factor: float) -> tuple[int | None, str, _Series, dict[str, float]]:
+    """DQN: (first unhealthy point or None, the rule in words, the plotted series, their limits)."""
+    first = td_loss_unhealthy([r.get("loss", math.nan) for r in rows], loss_factor)
+    rule = (f"DQN update unhealthy when the TD loss (running median of {WINDOW}) exceeds {loss_factor}x its "
+            "lowest so far")
+    series = {"loss": ([r["lr"] for r in rows], [r.get("loss", math.nan) for r in rows])}
+    return first, rule, series, {}
+
+
+def _max_point(rows: list[dict[str, float]], first: int | None) -> tuple[int, str]:
+    """Index of the point that gives max_lr (the last one before the crossing, or the last one
+    measured when none is unhealthy), and how it was chosen, to append to the rule."""
+    if first is None:
+        return len(rows) - 1, (f"; no unhealthy point up to lr={rows[-1]['lr']:.3g}: max_lr is the last LR reached "
+                               "(raise the range end)")
+    how = f"; first unhealthy point at lr={rows[first]['lr']:.3g} (update at timestep {rows[first]['timesteps']})"
+    if first == 0:
+        how += "; already unhealthy at the first point (lower the range start)"
+    return max(first - 1, 0), how
+
+
+def _resolution_record(rows: list[dict[str, float]], max_i: int, res: Resolution, points: int) -> dict[str, Any]:
+    """The result's ``resolution``: points measured, their grain and spacing, and where the crossing lies."""
+    upper = rows[max_i + 1]["lr"] if max_i + 1 < len(rows) else None
+    return {
+        "points": len(rows), "points_required": points, "grain": res.grain(), "steps_per_point": res.steps_per_point,
+        "updates": res.updates, "timesteps_run": res.timesteps, "lr_ratio_between_points": res.ratio,
+        "max_lr_bracket": [rows[max_i]["lr"], upper],
+        "max_lr_could_move": (f"the crossing lies between max_lr and the next measured point, lr={upper:.3g} "
+                              f"(x{upper / rows[max_i]['lr']:.4g})" if upper is not None else
+                              "no point above max_lr was measured: the crossing lies beyond the range end"),
+    }
+
+
 def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_lr: float = 1e-6,
                     end_lr: float = 1e-1, points: int = 24, overrides: dict[str, Any] | None = None, seed: int = 0,
                     device: str = "auto", kl_limit: float = 0.05, loss_factor: float = 4.0) -> dict[str, Any]:
@@ -564,12 +669,8 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
     resolution: points measured, the LR ratio between neighbours, and the bracket in which the
     crossing lies (max_lr could move up to the next point's LR).
     """
-    import torch
-
-    from clr_rl.agents import build_model
-    from clr_rl.envs import make_env
     from clr_rl.plots import plot_lr_range
-    from clr_rl.runner import RunConfig, check_out_dir, prepare, resolve_device
+    from clr_rl.runner import RunConfig, check_out_dir, prepare
     from clr_rl.schedules import Exponential
 
     out = Path(out)
@@ -582,63 +683,25 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
                             points=points)
     prepared = prepare(RunConfig(algo=algo, env_id=env_id, schedule=ramp, timesteps=res.timesteps, seed=seed,
                                  device=device, overrides=dict(overrides or {})))
-    agent, hp = prepared.agent, prepared.agent.hyperparams
-    print(f"lr-range single: {res.timesteps:,} timesteps ({res.updates} updates of {res.update_timesteps:,}; "
-          f"--timesteps {timesteps:,} rounded up to whole updates), {res.points} LR points, {res.grain()}; "
-          f"LR x{res.ratio:.4g} between neighbouring points", flush=True)
-    torch.set_num_threads(1)
-    env = make_env(env_id, n_envs=agent.n_envs, seed=seed, normalize=agent.normalize,
-                   gamma=float(hp.get("gamma", 0.99)))
-    model = build_model(agent, env, prepared.schedule, seed=seed, device=resolve_device(device, agent.policy))
+    _print_cost(res, timesteps)
+    env, model = _range_model(prepared, env_id, seed, device)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if algo == "ppo":
-        probe = _BlockProbe(model, ramp, res)
-        model.learn(res.timesteps)
-        probe.flush()
-        rows = probe.points
-        first = first_unhealthy([r["kl_per_update"] for r in rows], kl_limit)
-        bad_value = next((i for i, r in enumerate(rows) if not math.isfinite(r["value_loss"])), None)
-        first = min((i for i in (first, bad_value) if i is not None), default=None)
-        rule = (f"PPO point unhealthy when kl_per_update (exact KL between the policy before and after the point's "
-                f"gradient steps, mean over the rollout's states, x gradient steps per update / steps in the point) "
-                f"> {kl_limit}, confirmed by the running median of {WINDOW} points or by one point above "
-                f"{SPIKE:g} x {kl_limit}, or a non-finite KL or value loss")
-        series = {k: ([r["lr"] for r in rows], [r[k] for r in rows])
-                  for k in ("kl_per_update", "clip_fraction", "value_loss")}
-        limits = {"kl_per_update": kl_limit}
+        rows = _watch_ppo(model, ramp, res)
+        first, rule, series, limits = _ppo_health(rows, kl_limit)
     else:
         rows = _watch_dqn(model, res.timesteps)
-        first = td_loss_unhealthy([r.get("loss", math.nan) for r in rows], loss_factor)
-        rule = (f"DQN update unhealthy when the TD loss (running median of {WINDOW}) exceeds {loss_factor}x its "
-                "lowest so far")
-        series = {"loss": ([r["lr"] for r in rows], [r.get("loss", math.nan) for r in rows])}
-        limits = {}
+        first, rule, series, limits = _dqn_health(rows, loss_factor)
     wall = time.time() - t0
     env.close()
     if len(rows) < points:  # the arithmetic above says this cannot happen; a guard against SB3 changing
         raise RuntimeError(f"only {len(rows)} LR points measured in {res.timesteps} timesteps; --points={points}")
-    if first is None:
-        max_i = len(rows) - 1
-        rule += (f"; no unhealthy point up to lr={rows[-1]['lr']:.3g}: max_lr is the last LR reached "
-                 "(raise the range end)")
-    else:
-        max_i = max(first - 1, 0)
-        rule += f"; first unhealthy point at lr={rows[first]['lr']:.3g} (update at timestep {rows[first]['timesteps']})"
-        if first == 0:
-            rule += "; already unhealthy at the first point (lower the range start)"
+    max_i, how = _max_point(rows, first)
     max_lr = float(f"{rows[max_i]['lr']:.3g}")
     base = float(f"{max_lr / 4:.3g}")
-    rule += "; max_lr = LR of the point before it, base_lr = max_lr / 4 (Smith: base ~ max/3..4)"
-    upper = rows[max_i + 1]["lr"] if max_i + 1 < len(rows) else None
-    resolution = {
-        "points": len(rows), "points_required": points, "grain": res.grain(), "steps_per_point": res.steps_per_point,
-        "updates": res.updates, "timesteps_run": res.timesteps, "lr_ratio_between_points": res.ratio,
-        "max_lr_bracket": [rows[max_i]["lr"], upper],
-        "max_lr_could_move": (f"the crossing lies between max_lr and the next measured point, lr={upper:.3g} "
-                              f"(x{upper / rows[max_i]['lr']:.4g})" if upper is not None else
-                              "no point above max_lr was measured: the crossing lies beyond the range end"),
-    }
+    rule += how + "; max_lr = LR of the point before it, base_lr = max_lr / 4 (Smith: base ~ max/3..4)"
+    resolution = _resolution_record(rows, max_i, res, points)
     note = (f"{len(rows)} points, x{res.ratio:.3g} apart; max_lr could move up to x{res.ratio:.3g}")
     plot_lr_range(out / "lr_range.png", series, base, max_lr, f"{algo.upper()} {env_id}: one run, LR rising "
                   f"{start_lr:g} -> {end_lr:g} over {res.timesteps:,} timesteps", limits=limits, note=note)
