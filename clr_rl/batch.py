@@ -8,12 +8,14 @@ Layout of a batch folder::
     <out>/tune/<env>/lr<value>/seed<k>/   the [tune] runs; <out>/tune/<env>/tuned_lr.json their result
     <out>/lr_range/<env>/      the [lr_range] test of that env (lr_range.json, lr_range.png)
     <out>/summary.csv          one row per arm run, rebuilt from the run folders
+    <out>/tradeoff/<env>/      the [tradeoff] curve of that env (clr_rl.tradeoff: tradeoff.csv/json/png, runs/)
 
 The phases are separate functions: :func:`plan_setup` and :func:`~clr_rl.specs.plan` (validate
 everything, train nothing), :func:`run_tuning` and :func:`run_range_tests` (the setup phase),
 :func:`execute` (check memory, skip complete runs, train the rest in parallel: local pool or
-Ray tasks), :func:`summary_rows` (read the folders back). A run that raises is recorded as
-failed (or diverged) with its traceback and the batch goes on.
+Ray tasks), :func:`summary_rows` (read the folders back), :func:`run_tradeoffs` (the
+``[tradeoff]`` curves, after the arms; :func:`plan_tradeoffs` validates them with the rest). A
+run that raises is recorded as failed (or diverged) with its traceback and the batch goes on.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ from clr_rl.store import (
     write_text_atomic,
 )
 
-__all__ = ["SUMMARY_COLUMNS", "BatchFiles", "RangeJob", "SetupPlan", "compare", "estimate", "execute", "plan_setup",
-           "print_status", "run_range_tests", "run_tuning", "setup_costs", "summary_rows"]
+__all__ = ["SUMMARY_COLUMNS", "BatchFiles", "RangeJob", "SetupPlan", "TradeoffJob", "compare", "estimate", "execute",
+           "plan_setup", "plan_tradeoffs", "print_status", "run_range_tests", "run_tradeoffs", "run_tuning",
+           "setup_costs", "summary_rows"]
 
 SUMMARY_COLUMNS = ("env", "algo", "arm", "seed", "status", "final_return", "auc", "timesteps", "wall_seconds",
                    "schedule", "lr_provenance", "run_id", "folder")
@@ -310,6 +313,7 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     check_writable(out)
     setup = plan_setup(spec)
     runs = plan(spec)  # with stand-ins for the values the setup phase will give
+    tradeoffs = plan_tradeoffs(spec, out)
     shape = f"{len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds"
     meta: dict[str, Any] = {"name": spec.name, "spec": spec.raw, "baseline": spec.baseline, "shape": shape}
     speeds = calibrate(setup.tune_runs + runs, speed_cache or default_speed_cache()) if calibrate_speeds else {}
@@ -323,7 +327,10 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
             runs_note = f" x {job.seeds} seeds x the grid" if job.method == "sweep" else ""
             print(f"{spec.name} setup: LR range test ({job.method}) for {job.algo} on {job.env_id}: "
                   f"{job.timesteps:,} timesteps{runs_note} -> {out / job.folder}")
-        return execute(runs, out, meta=meta, dry_run=True, **options)
+        status = execute(runs, out, meta=meta, dry_run=True, **options)
+        for tjob in tradeoffs:
+            print(f"{spec.name} tradeoff: {tjob.describe()}")
+        return status
     status = 0
     tuned: dict[tuple[str, str], dict[str, Any]] = {}
     if setup.tune_runs or setup.trials:
@@ -332,7 +339,8 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     if tuned or ranges:
         runs = plan(spec, tuned=tuned, ranges=ranges)
     meta["setup"] = setup_costs(spec, out, setup, tuned, ranges)
-    return execute(runs, out, meta=meta, spec_text=Path(spec_path).read_text(), **options) | status
+    status |= execute(runs, out, meta=meta, spec_text=Path(spec_path).read_text(), **options)
+    return status | run_tradeoffs(spec, out, tuned, **options)
 
 
 # ---------------------------------------------------------------------------------- setup phase
@@ -366,12 +374,16 @@ class SetupPlan:
 
 
 def _needs(spec: Spec, ref: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """(algo, env) -> the settings of the first arm whose LR fields refer to ``ref``."""
+    """(algo, env) -> the settings of the first arm whose LR fields refer to ``ref`` (for ``"tuned"``,
+    also the ``[tradeoff]`` runs' settings when its ``max_lr = "tuned"``)."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
+    t = spec.tradeoff
     for env_id in spec.envs:
         for arm in spec.arms:
             if arm.refers_to(ref):
                 out.setdefault((arm.algo, env_id), arm.settings)
+        if ref == "tuned" and t is not None and t.max_lr == "tuned":
+            out.setdefault((t.algo, env_id), {"algo": t.algo, "device": t.device})
     return out
 
 
@@ -569,6 +581,74 @@ def setup_costs(spec: Spec, out: Path, setup: SetupPlan, tuned: dict[tuple[str, 
                          "timesteps": sum(p[1] for p in parts), "wall_seconds": round(sum(p[2] for p in parts), 3),
                          "detail": "; ".join(p[3] for p in parts)})
     return rows
+
+
+# ---------------------------------------------------------------------------------- tradeoff curves
+
+
+@dataclass(frozen=True)
+class TradeoffJob:
+    """The ``[tradeoff]`` curve of one env: :func:`clr_rl.tradeoff.tradeoff`'s arguments and plan."""
+
+    env_id: str
+    kwargs: dict[str, Any]
+    max_lr_note: str
+    plan: Any  # clr_rl.tradeoff.TradeoffPlan (imported lazily)
+    folder: Path
+
+    def describe(self) -> str:
+        p, seeds = self.plan, self.kwargs["seeds"]
+        runs, steps = seeds, seeds * p.timesteps
+        line = (f"{p.algo} on {self.env_id}: {seeds} seeds x one {p.cycles}-cycle run of {p.timesteps:,} timesteps "
+                f"(asked {p.requested_timesteps:,}); budgets {' / '.join(f'{b:,}' for b in p.budgets)}")
+        if self.kwargs["validate"]:
+            runs, steps = runs + seeds * len(p.budgets), steps + seeds * sum(p.budgets)
+            line += f"; validate: + {seeds} x {len(p.budgets)} separate runs"
+        return f"{line}; {runs} runs, {steps:,} timesteps; {self.max_lr_note} -> {self.folder}"
+
+
+def plan_tradeoffs(spec: Spec, out: Path, tuned: dict[tuple[str, str], Any] | None = None) -> list[TradeoffJob]:
+    """Validate and place the ``[tradeoff]`` curve of every env (no training): cycles, budgets and LR
+    bounds by :func:`clr_rl.tradeoff.plan_tradeoff`, the run itself by :func:`clr_rl.runner.prepare`.
+    Bad input is a ConfigError naming ``tradeoff on <env>``."""
+    from clr_rl.errors import config_errors
+    from clr_rl.runner import prepare
+    from clr_rl.specs import tradeoff_request
+    from clr_rl.tradeoff import plan_tradeoff
+
+    if spec.tradeoff is None:
+        return []
+    jobs = []
+    for env_id in spec.envs:
+        with config_errors(f"{spec.path}: tradeoff on {env_id}"):
+            kwargs, note = tradeoff_request(spec, env_id, tuned)
+            p = plan_tradeoff(kwargs["algo"], env_id, kwargs["timesteps"], kwargs["cycles"], t_mult=kwargs["t_mult"],
+                              min_lr_fraction=kwargs["min_lr_fraction"], max_lr=kwargs["max_lr"],
+                              overrides=kwargs["overrides"])
+            prepare(run_config(spec, env_id, {"algo": p.algo, "device": kwargs["device"]}, schedule=p.schedule,
+                               seed=0, timesteps=p.timesteps, eval_every=p.eval_every,
+                               eval_episodes=kwargs["eval_episodes"], arm="restarts"))
+        jobs.append(TradeoffJob(env_id, kwargs, note, p, out / "tradeoff" / env_id))
+    return jobs
+
+
+def run_tradeoffs(spec: Spec, out: Path, tuned: dict[tuple[str, str], Any], **options: Any) -> int:
+    """Train (or resume) each env's ``[tradeoff]`` curve into ``<out>/tradeoff/<env>/``; 0 when every
+    run finished, 1 otherwise. ``max_lr.json`` beside it records where the max LR came from."""
+    from clr_rl.tradeoff import tradeoff
+
+    status = 0
+    for job in plan_tradeoffs(spec, out, tuned):
+        print(f"{spec.name} tradeoff: {job.describe()}", flush=True)
+        write_json_atomic(job.folder / "max_lr.json", {"max_lr": job.kwargs["max_lr"], "source": job.max_lr_note})
+        try:
+            result = tradeoff(out=job.folder, workers=options.get("workers"), **job.kwargs)
+        except ValueError as exc:  # no single run finished: the runs' own records say why
+            print(f"tradeoff on {job.env_id}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        status |= 1 if result["exit_status"] else 0
+    return status
 
 
 # ---------------------------------------------------------------------------------- execution

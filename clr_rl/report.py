@@ -18,6 +18,8 @@ Rules, stated in the report too:
   is left out of the cross-env aggregates (its own table is still shown).
 - **Balanced comparisons**: an arm's aggregates use the seed ids complete in every env of the
   aggregates; a comparison with the baseline uses the seed ids complete in every env for both.
+- **Tradeoff curves** (a spec's ``[tradeoff]``): read as written by :func:`clr_rl.tradeoff.tradeoff`
+  in ``<batch>/tradeoff/<env>/tradeoff.json``, never recomputed.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from clr_rl.errors import ConfigError
 from clr_rl.store import read_evaluations, read_json, write_text_atomic
 
 __all__ = ["EnvRefs", "Report", "RunData", "analyse", "collect", "compute_stats", "measure_random_score", "report",
-           "resolve_refs", "score_runs"]
+           "resolve_refs", "score_runs", "tradeoff_curves"]
 
 _GRID = np.linspace(0.0, 1.0, 21)  # fractions of the budget for sample-efficiency curves
 ALPHA = 0.05
@@ -350,6 +352,7 @@ class Report:
     costs: list[Cost]
     answer: str
     missing: list[dict[str, str]] = field(default_factory=list)
+    tradeoff: dict[str, dict[str, Any]] = field(default_factory=dict)  # env -> its [tradeoff] curve, as written
 
 
 RULES = {
@@ -366,6 +369,41 @@ RULES = {
     "sample_efficiency": "normalised return interpolated at fractions of the planned budget; 100% = the final "
                          "evaluation",
 }
+
+
+# ------------------------------------------------------------------------ tradeoff curves (read back)
+
+
+def _tradeoff_folder(out: Path, env: str) -> Path:
+    return out / "tradeoff" / env
+
+
+def tradeoff_curves(out: Path, envs: list[str]) -> dict[str, dict[str, Any]]:
+    """env -> the numbers of its ``[tradeoff]`` curve, read from ``tradeoff/<env>/tradeoff.json`` (and
+    ``max_lr.json``, where the max LR came from) as :func:`clr_rl.tradeoff.tradeoff` wrote them.
+    Wall-clock seconds are left out, so ``stats.json`` depends on results only."""
+    curves = {}
+    for env in envs:
+        folder = _tradeoff_folder(out, env)
+        if not (folder / "tradeoff.json").is_file():
+            continue
+        data = read_json(folder / "tradeoff.json")
+        plan, compute, gap = data["plan"], data["compute"], data.get("gap")
+        given = read_json(folder / "max_lr.json") if (folder / "max_lr.json").is_file() else {}
+        # a number given by the batch: its source is max_lr.json's (tradeoff.json only says "given by the user")
+        source = given["source"] if isinstance(given.get("max_lr"), (int, float)) else None
+        curves[env] = {
+            "folder": f"tradeoff/{env}", "schedule": plan["schedule"], "cycles": plan["cycles"],
+            "t_mult": plan["t_mult"], "timesteps": plan["timesteps"], "budgets": plan["budgets"],
+            "lr_provenance": plan["lr_provenance"], "max_lr_source": source, "validate": data["params"]["validate"],
+            "normalisation": data["normalisation"], "curve": data["curve"],
+            "gap": None if gap is None else {k: gap[k] for k in ("gap", "ci_low", "ci_high", "mean_abs_gap",
+                                                                  "mean_abs_gap_after_first", "noise_floor",
+                                                                  "noise_floor_after_first", "seeds") if k in gap},
+            "compute": {k: v for k, v in compute.items() if "timesteps" in k or k == "separate_over_single"},
+            "left_out": data.get("left_out", []),
+        }
+    return curves
 
 
 # ------------------------------------------------------------------------ computation
@@ -597,7 +635,7 @@ def analyse(out: Path, resolved: dict[str, Any], runs: list[RunData], *, baselin
         comparisons, {a: c.text for a, c in comparisons.items()}, taus, profiles, _GRID.tolist(),
         _efficiency(table, refs, agg_envs, aggregates, reps, seed), costs,
         _answer(comparisons, costs, baseline, envs, runs, margin),
-        [{"folder": r.folder, "status": r.status} for r in runs if not r.complete])
+        [{"folder": r.folder, "status": r.status} for r in runs if not r.complete], tradeoff_curves(out, envs))
 
 
 def _clean(x: Any) -> Any:
@@ -768,8 +806,76 @@ def _md_aggregates(res: Report) -> list[str]:
     return out
 
 
+def _md_tradeoff(res: Report, images: dict[str, str]) -> list[str]:
+    """Each env's ``[tradeoff]`` curve: budget, mean return and its CI per approach, and the gap."""
+    if not res.tradeoff:
+        return []
+    out = ["## Tradeoff curves (Portes et al. 2022)", "",
+           "One run of cosine annealing with warm restarts whose cycles grow by `t_mult`, evaluated at the end of "
+           "every cycle, stands in for one run per budget (Portes, Blalock, Stephenson, Frankle, arXiv 2206.00832). "
+           "Return: mean over seeds with its Student-t 95% CI; gap: single - separate runs in normalised return, "
+           "paired bootstrap 95% CI. Numbers as written in `tradeoff/<env>/tradeoff.json`.", ""]
+    for env, t in res.tradeoff.items():
+        by = {(r["approach"], int(r["budget"])): r for r in t["curve"]}
+        gap = t["gap"]
+        c = t["compute"]
+        cost = f"{c['single_timesteps_per_seed']:,} timesteps per seed"
+        if "separate_timesteps_per_seed" in c:
+            cost += (f" (the separate runs: {c['separate_timesteps_per_seed']:,}, "
+                     f"{c['separate_over_single']:.2f}x)")
+        out += [f"### {env}", "", f"`{t['schedule']}` over {t['timesteps']:,} timesteps, {t['cycles']} cycles, "
+                f"t_mult {t['t_mult']:g}; {t['max_lr_source'] or t['lr_provenance']}; compute: {cost}. "
+                f"Files: `{t['folder']}/`.", ""]
+        header = ["budget", "cycle", "seeds", "mean return", "95% CI"]
+        if t["validate"]:
+            header += ["separate runs: mean return", "95% CI", "gap (normalised)", "gap 95% CI"]
+        rows = []
+        for k, budget in enumerate(t["budgets"]):
+            single = by.get(("single", int(budget)))
+            row = [f"{budget:,}", str(k + 1)]
+            row += ([str(single["seeds"]), _num(single["mean_return"]),
+                     f"[{_num(single['ci_low'])}, {_num(single['ci_high'])}]"] if single else ["0", "n/a", "n/a"])
+            if t["validate"]:
+                sep = by.get(("separate", int(budget)))
+                row += [_num(sep["mean_return"]), f"[{_num(sep['ci_low'])}, {_num(sep['ci_high'])}]"] if sep else [
+                    "n/a", "n/a"]
+                row += ([_num(gap["gap"][k], 3), f"[{_num(gap['ci_low'][k], 3)}, {_num(gap['ci_high'][k], 3)}]"]
+                        if gap else ["n/a", "n/a"])
+            rows.append(row)
+        out += _md_table(header, rows)
+        if gap:
+            m = gap["mean_abs_gap"]
+            line = (f"Mean |gap| (normalised): {_num(m['estimate'], 3)} "
+                    f"[{_num(m['ci_low'], 3)}, {_num(m['ci_high'], 3)}]")
+            if "mean_abs_gap_after_first" in gap:
+                a = gap["mean_abs_gap_after_first"]
+                line += (f"; without the first budget (identical by construction): {_num(a['estimate'], 3)} "
+                         f"[{_num(a['ci_low'], 3)}, {_num(a['ci_high'], 3)}]")
+            floor = gap.get("noise_floor_after_first", gap["noise_floor"])
+            out += [line + f"; noise floor (no true gap): {_num(floor, 3)}.", ""]
+        out += [f"- left out: {r['folder']} ({r['status']})" for r in t["left_out"]]
+        if f"tradeoff:{env}" in images:
+            out += [f"![tradeoff {env}]({images[f'tradeoff:{env}']})", ""]
+    return out
+
+
+def _copy_tradeoff_figures(out: Path, res: Report, dest: Path) -> dict[str, str]:
+    """``tradeoff/<env>/tradeoff.png`` -> ``report/tradeoff_<env>.png``; ``{"tradeoff:<env>": name}``."""
+    import shutil
+
+    images = {}
+    for env in res.tradeoff:
+        png = _tradeoff_folder(out, env) / "tradeoff.png"
+        if png.is_file():
+            name = f"tradeoff_{env.replace('/', '_')}.png"
+            shutil.copyfile(png, dest / name)
+            images[f"tradeoff:{env}"] = name
+    return images
+
+
 def markdown(res: Report, runs: list[RunData], images: dict[str, str]) -> str:
-    """``report.md``: the answer first, then verdicts, costs, setup, per-env tables, aggregates, figures."""
+    """``report.md``: the answer first, then verdicts, costs, setup, per-env tables, aggregates, figures,
+    the ``[tradeoff]`` curves."""
     out = [f"# clr-rl report: {res.name}", "", "## The answer", "", res.answer, ""]
     out += _md_verdicts(res) + _md_costs(res) + _md_provenance(res, runs) + _md_setup(res, runs)
     out += ["## Per environment", ""]
@@ -780,6 +886,7 @@ def markdown(res: Report, runs: list[RunData], images: dict[str, str]) -> str:
                        ("profiles", "Performance profiles"), ("efficiency", "Sample efficiency (IQM vs budget)")):
         if key in images:
             out += [f"### {title}", "", f"![{title}]({images[key]})", ""]
+    out += _md_tradeoff(res, images)
     if res.missing:
         out += ["## Missing runs", "", f"{len(res.missing)} planned run(s) are not complete and are left out:", ""]
         out += [f"- {m['folder']}: {m['status']}" for m in res.missing] + [""]
@@ -825,7 +932,7 @@ def report(out: Path | str, *, baseline: str | None = None, reps: int = 2000, se
     result = analyse(out, resolved, runs, baseline=chosen, reps=reps, seed=seed, margin=m)
     dest = out / "report"
     dest.mkdir(parents=True, exist_ok=True)
-    images = plots.report_figures(result, runs, dest)
+    images = {**plots.report_figures(result, runs, dest), **_copy_tradeoff_figures(out, result, dest)}
     stats = to_json(result)
     write_text_atomic(dest / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
     write_text_atomic(dest / "report.md", markdown(result, runs, images))

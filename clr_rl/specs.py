@@ -20,6 +20,10 @@ A spec names environments x arms x seeds::
     base_lr = "tuned/3"
     max_lr = "tuned*3"
     cycles = 4
+    [tradeoff]                      # optional: a return-vs-budget curve per env (clr_rl.tradeoff)
+    cycles = 4
+    t_mult = 2.0
+    max_lr = "tuned"                # or a number
 
 An arm may also set ``algo``, ``optimizer`` and a ``hyperparams`` table. Every run
 is resolved and validated by :func:`plan` before anything is trained or written.
@@ -28,6 +32,7 @@ is resolved and validated by :func:`plan` before anything is trained or written.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -37,16 +42,18 @@ from typing import Any
 from clr_rl.errors import ConfigError, config_errors
 from clr_rl.schedules import SCHEDULE_KINDS, parse_schedule
 
-__all__ = ["Arm", "LRRangeSpec", "PlannedRun", "Spec", "TuneSpec", "load_spec", "plan", "resolve_relative",
-           "run_folder"]
+__all__ = ["Arm", "LRRangeSpec", "PlannedRun", "Spec", "TradeoffSpec", "TuneSpec", "load_spec", "plan",
+           "resolve_relative", "run_folder", "tradeoff_request"]
 
 _TOP_FIXED = {"name", "timesteps", "seeds", "envs", "suite", "eval", "overrides", "arms", "description", "baseline",
-              "gpus_per_run", "tuned", "tune", "lr_range", "report"}
+              "gpus_per_run", "tuned", "tune", "lr_range", "report", "tradeoff"}
 _OVERRIDE_KEYS = {"timesteps", "eval_every", "eval_episodes", "hyperparams", "random_score", "reference_score",
                   "vec_env"}
 _LR_FIELDS = {"lr", "start_lr", "end_lr", "base_lr", "max_lr", "min_lr", "spike_lr", "small_lr", "large_lr"}
 _RELATIVE = re.compile(r"^\s*(?:(?P<pre>[0-9.eE+-]+)\s*\*\s*)?(?P<ref>tuned|range|zoo)\s*"
                        r"(?:(?P<op>[*/])\s*(?P<num>[0-9.eE+-]+))?\s*$")
+_TRADEOFF_KEYS = {"cycles", "t_mult", "max_lr", "min_lr_fraction", "seeds", "validate", "timesteps"}
+_TRADEOFF_SETTINGS = {"algo", "device", "overrides"}  # the run settings clr_rl.tradeoff.tradeoff takes
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 CRITERIA = ("auc", "final")
 
@@ -110,6 +117,26 @@ class LRRangeSpec:
 
 
 @dataclass(frozen=True)
+class TradeoffSpec:
+    """``[tradeoff]``: a return-vs-budget curve per env from one cosine-restarts run
+    (:func:`clr_rl.tradeoff.tradeoff`), trained after the arms into ``<out>/tradeoff/<env>/``.
+
+    ``algo`` and ``device`` are the spec's top-level ones; ``seeds`` runs seeds ``0 .. seeds-1``;
+    ``timesteps`` None means each env's budget in the batch.
+    """
+
+    cycles: int
+    t_mult: float = 2.0
+    max_lr: float | str = "tuned"
+    min_lr_fraction: float = 0.0
+    seeds: int = 3
+    validate: bool = False
+    timesteps: int | None = None
+    algo: str = "ppo"
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
 class Spec:
     path: Path
     name: str
@@ -127,6 +154,7 @@ class Spec:
     tune: TuneSpec | None = None
     lr_range: LRRangeSpec | None = None
     margin: float | None = None
+    tradeoff: TradeoffSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +309,53 @@ def _load_lr_range(path: Path, raw: Any) -> LRRangeSpec:
     return LRRangeSpec(method, timesteps, lr_range, grid, seeds, points)
 
 
+def _load_tradeoff(path: Path, raw: Any, defaults: dict[str, Any],
+                   overrides: dict[str, dict[str, Any]]) -> TradeoffSpec:
+    """``[tradeoff]``: each field's type and range (the env-dependent checks, such as a first cycle
+    of at least two LR updates, are :func:`clr_rl.tradeoff.plan_tradeoff`'s, in ``compare``)."""
+    table = _table(path, "tradeoff", raw)
+    _check_keys(path, "tradeoff", table, _TRADEOFF_KEYS)
+    if "cycles" not in table:
+        raise _fail(path, "tradeoff.cycles", "missing; give the number of cycles (an integer >= 2)")
+    cycles = table["cycles"]
+    if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 2:
+        raise _fail(path, "tradeoff.cycles", f"{cycles!r} must be an integer >= 2 (one cycle gives a single budget "
+                    "point)")
+    t_mult = _number(path, "tradeoff.t_mult", table.get("t_mult", 2.0))
+    if not math.isfinite(t_mult) or t_mult <= 1:
+        raise _fail(path, "tradeoff.t_mult", f"{table['t_mult']!r} must be a number > 1 (each cycle longer than the "
+                    "last)")
+    max_lr = table.get("max_lr", "tuned")
+    if max_lr != "tuned":
+        if isinstance(max_lr, str) or not math.isfinite(_number(path, "tradeoff.max_lr", max_lr)) or max_lr <= 0:
+            raise _fail(path, "tradeoff.max_lr", f"{max_lr!r} must be a number > 0 or \"tuned\"")
+        max_lr = float(max_lr)
+    fraction = _number(path, "tradeoff.min_lr_fraction", table.get("min_lr_fraction", 0.0))
+    if not 0.0 <= fraction < 1.0:
+        raise _fail(path, "tradeoff.min_lr_fraction", f"{table['min_lr_fraction']!r} must be in [0, 1)")
+    seeds = table.get("seeds", 3)
+    if isinstance(seeds, list):
+        if not seeds or seeds != list(range(len(seeds))):
+            raise _fail(path, "tradeoff.seeds", f"{seeds!r} must be a count or the list [0, 1, ..., n-1] (the "
+                        "tradeoff runs use seeds 0 .. n-1)")
+        seeds = len(seeds)
+    seeds = _pos_int(path, "tradeoff.seeds", seeds)
+    validate = table.get("validate", False)
+    if not isinstance(validate, bool):
+        raise _fail(path, "tradeoff.validate", f"{validate!r} must be true or false")
+    timesteps = _pos_int(path, "tradeoff.timesteps", table["timesteps"]) if "timesteps" in table else None
+    for key, value in defaults.items():  # top-level run settings the tradeoff runs could not honour
+        if key not in _TRADEOFF_SETTINGS:
+            raise _fail(path, "tradeoff", f"the spec's top-level {key} = {value!r} cannot reach the tradeoff runs "
+                        "(they take algo, device and hyperparams); set it per arm instead")
+    for env_id, over in overrides.items():
+        if "vec_env" in over:
+            raise _fail(path, "tradeoff", f"overrides.{env_id}.vec_env cannot reach the tradeoff runs (they use "
+                        "SB3's vector env); set it per arm instead")
+    return TradeoffSpec(cycles, t_mult, max_lr, fraction, seeds, validate, timesteps,
+                        str(defaults.get("algo", "ppo")), str(defaults.get("device", "auto")))
+
+
 def _load_settings(path: Path, where: str, table: dict[str, Any]) -> dict[str, Any]:
     """Run settings given in ``table`` under their spec keys, checked by each setting's own rule."""
     from clr_rl.runner import RunConfig
@@ -409,6 +484,12 @@ def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
     tune = _load_tune(path, raw["tune"], seeds) if "tune" in raw else None
     lr_range = _load_lr_range(path, raw["lr_range"]) if "lr_range" in raw else None
     margin = _load_margin(path, raw.get("report", {}))
+    tradeoff = _load_tradeoff(path, raw["tradeoff"], defaults, overrides) if "tradeoff" in raw else None
+    if tradeoff is not None and tune is not None and tradeoff.max_lr == "tuned":
+        overlap = sorted(set(tune.seeds) & set(range(tradeoff.seeds)))
+        if overlap:
+            raise _fail(path, "tune.seeds", f"{list(tune.seeds)!r} overlaps the tradeoff runs' seeds at {overlap}; "
+                        "tuning seeds must be disjoint from the seeds the tuned LR is used on")
     arms_raw = _table(path, "arms", raw.get("arms", {}))
     if not arms_raw:
         raise _fail(path, "arms", "no arms: add at least one [arms.<name>] table")
@@ -422,7 +503,7 @@ def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
     if baseline is not None and baseline not in arms_raw:
         raise _fail(path, "baseline", f"{baseline!r} is not an arm; expected one of {', '.join(arms_raw)}")
     return Spec(path, name, tuple(envs), arms, seeds, timesteps, every, episodes, overrides, baseline, raw,
-                float(gpus_per_run), tuned, tune, lr_range, margin)
+                float(gpus_per_run), tuned, tune, lr_range, margin, tradeoff)
 
 
 def env_budget(spec: Spec, env_id: str) -> int:
@@ -482,6 +563,42 @@ def _tuned_value(spec: Spec, arm: Arm, env_id: str, family: str,
                                               "tuned_lr_cost_timesteps": record.get("cost_timesteps")}
     zoo_lr, note = _zoo_value(spec, arm, env_id, family)
     return zoo_lr, note, {}
+
+
+def tradeoff_request(spec: Spec, env_id: str, tuned: Results | None = None) -> tuple[dict[str, Any], str]:
+    """The keyword arguments of :func:`clr_rl.tradeoff.tradeoff` (less ``out`` and ``workers``) for
+    ``env_id`` under the spec's ``[tradeoff]``, and where its max LR comes from.
+
+    ``max_lr = "tuned"`` means what ``"tuned"`` means for the arms: the batch's ``[tune]`` value
+    (``tuned``; before tuning, the value in ``agents/`` stands in), else a ``tuned = [...]`` record,
+    else ``agents/``. Hyperparameters: ``[hyperparams]`` < ``[overrides.<env>.hyperparams]``.
+    """
+    t = spec.tradeoff
+    if t is None:
+        raise ValueError("the spec has no [tradeoff] table")
+    over = spec.overrides.get(env_id, {})
+    hyperparams = _hyperparams(spec, env_id, {})
+    max_lr: float | str = t.max_lr
+    if t.max_lr != "tuned":
+        note = f"max_lr {t.max_lr:g} given in the spec's [tradeoff]"
+    elif spec.tune is not None and tuned is not None:
+        r = tuned[(t.algo, env_id)]
+        max_lr = float(r["value"])
+        note = (f"max_lr {max_lr:g} = the env's tuned fixed LR, tuned in this batch: {r['method']}, "
+                f"criterion {r['criterion']}, seeds {r['seeds']}")
+    elif spec.tune is not None:
+        note = "max_lr = the env's tuned fixed LR, tuned in this batch (pending)"
+    elif (t.algo, env_id) in spec.tuned:
+        record = spec.tuned[(t.algo, env_id)]
+        max_lr = float(record["value"])
+        note = f"max_lr {max_lr:g} = the env's tuned fixed LR, clr-rl tune record {record['path']}"
+    else:
+        note = "max_lr = the env's tuned fixed LR in agents/"
+    kwargs = {"algo": t.algo, "env_id": env_id, "timesteps": t.timesteps or env_budget(spec, env_id),
+              "cycles": t.cycles, "t_mult": t.t_mult, "min_lr_fraction": t.min_lr_fraction, "max_lr": max_lr,
+              "seeds": t.seeds, "validate": t.validate, "overrides": hyperparams,
+              "eval_episodes": over.get("eval_episodes") or spec.eval_episodes, "device": t.device}
+    return kwargs, note
 
 
 def _zoo_value(spec: Spec, arm: Arm, env_id: str, family: str) -> tuple[float, str]:
