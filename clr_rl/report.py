@@ -735,7 +735,7 @@ def _md_provenance(res: Report, runs: list[RunData]) -> list[str]:
         agent = run.record.get("config", {}).get("agent", {}) if run else {}
         cost = agent.get("tuned_lr_cost_timesteps")
         rows.append([env, str(agent.get("tuned_lr", "?")), str(agent.get("tuned_lr_source", "?")),
-                     f"{cost:,} timesteps (clr-rl tune)" if cost else "not measured here (value shipped in agents/)"])
+                     f"{cost:,} timesteps" if cost else "not measured here (value shipped in agents/)"])
     return out + _md_table(["env", "tuned fixed LR", "provenance", "tuning cost"], rows)
 
 
