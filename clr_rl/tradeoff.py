@@ -37,8 +37,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -267,16 +265,6 @@ def _curve_row(approach: str, cycle: int, budget: int, evals: list[dict[str, flo
             "ci_high_normalised": n_hi, "per_seed": ";".join(f"{v:g}" for v in values)}
 
 
-def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-    from clr_rl.store import write_text_atomic
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
-
-
 def _normaliser(env_id: str) -> tuple[Callable[[float], float], str]:
     """(return -> normalised score, the normalisation in words): the env's random and reference
     scores from ``envs/``, or the raw return when it has none."""
@@ -403,7 +391,7 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
     same call again. Returns the ``tradeoff.json`` record.
     """
     from clr_rl.batch import execute
-    from clr_rl.store import check_writable, write_text_atomic
+    from clr_rl.store import check_writable, write_csv_atomic, write_text_atomic
 
     out = Path(out)
     _int("seeds", seeds, 1)
@@ -435,11 +423,11 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
     if not single:
         raise ValueError(f"no single run finished in {out}; see run.json in {out / 'runs'} for the errors")
     rows, per_seed = _curves(plan, by_arm, validate, norm)
-    _write_csv(out / "tradeoff.csv", CSV_COLUMNS, rows)
+    write_csv_atomic(out / "tradeoff.csv", CSV_COLUMNS, rows)
     compute = _compute(plan, by_arm, validate, elapsed)
     gaps, gap_rows = _gaps(plan, per_seed, norm, reps, stats_seed) if validate else (None, [])
     if gaps is not None:
-        _write_csv(out / "gap.csv", GAP_COLUMNS, gap_rows)
+        write_csv_atomic(out / "gap.csv", GAP_COLUMNS, gap_rows)
     result: dict[str, Any] = {
         "params": params, "plan": _plan_record(plan), "normalisation": norm_note, "curve": rows,
         "per_seed": {k: {str(s): v for s, v in d.items()} for k, d in per_seed.items()},

@@ -325,16 +325,6 @@ def _with_buffer(prepared: Any, buffer_size: int) -> Any:
 # ----------------------------------------------------------------------------- kill -9 and resume
 
 
-def _statuses(out: Path) -> dict[str, str]:
-    result = {}
-    for path in (out / "runs").rglob("run.json"):
-        try:
-            result[str(path.parent.relative_to(out))] = json.loads(path.read_text())["status"]
-        except (ValueError, KeyError):  # pragma: no cover - writes are atomic
-            result[str(path.parent.relative_to(out))] = "?"
-    return result
-
-
 def test_kill_9_then_rerun_resumes(tmp_path: Path, h: Any) -> None:
     timesteps = 4096
     spec = tmp_path / "kill.toml"
@@ -349,7 +339,7 @@ def test_kill_9_then_rerun_resumes(tmp_path: Path, h: Any) -> None:
         while True:
             assert proc.poll() is None, "the batch ended before it could be killed"
             assert time.time() < deadline, "no moment with 2 finished runs and one in progress"
-            states = _statuses(out) if (out / "runs").is_dir() else {}
+            states = h.statuses(out) if (out / "runs").is_dir() else {}
             done = [f for f, s in states.items() if s == "finished"]
             running = [f for f, s in states.items() if s == "running"]
             with_checkpoint = [f for f in running if (out / f / "checkpoint" / "state.json").is_file()]
@@ -361,7 +351,7 @@ def test_kill_9_then_rerun_resumes(tmp_path: Path, h: Any) -> None:
         proc.wait(timeout=30)
         log.close()
     time.sleep(0.5)  # let the killed pool workers go
-    states = _statuses(out)
+    states = h.statuses(out)
     finished_before = sorted(f for f, s in states.items() if s == "finished")
     assert len(finished_before) >= 2 and len(finished_before) < 8
     kept = {k: v for k, v in _mtimes(out).items() if k.rsplit("/", 1)[0] in finished_before}
