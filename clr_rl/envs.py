@@ -32,7 +32,6 @@ __all__ = [
     "suite_names",
 ]
 
-FAMILIES = ("classic", "box2d", "mujoco", "atari", "other")
 # ``AleVecEnv`` (the "ale" pipeline) is built on first access: ``from clr_rl.envs import AleVecEnv``.
 VEC_ENVS = ("sb3", "ale")  # how an Atari env is vectorised: SB3's Python wrappers, or ALE's C++ vector env
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from clr_rl.agents import ALGOS, OPTIMIZERS, AgentConfig, agent_config, build_model
-from clr_rl.envs import env_family, env_info, make_env
+from clr_rl.envs import VEC_ENVS, env_family, env_info, make_env
 from clr_rl.errors import ConfigError, Diverged, config_errors
 from clr_rl.record import RunRecord, Status
 from clr_rl.schedules import (
@@ -121,9 +121,6 @@ def _check_schedule(value: Any) -> None:
 def _check_vec_env(value: Any) -> None:
     if value not in VEC_ENVS:
         raise ValueError(f"vec_env={value!r} must be one of {', '.join(VEC_ENVS)}")
-
-
-VEC_ENVS = ("sb3", "ale")
 
 
 @dataclass(frozen=True)

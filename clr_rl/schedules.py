@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Union
@@ -114,8 +115,15 @@ def _set(obj: object, field: str, value: Any) -> None:
 # ------------------------------------------------------------------ schedules
 
 
+class _Text:
+    """Every schedule prints as its text form, ``kind:name=value,...`` (see :func:`parse_schedule`)."""
+
+    def __str__(self) -> str:
+        return _to_text(self)
+
+
 @dataclass(frozen=True)
-class Constant:
+class Constant(_Text):
     """A fixed learning rate: ``lr(p) = lr``.
 
     >>> Constant(3e-4)(0.5)
@@ -138,12 +146,9 @@ class Constant:
         """Shortest monotone stretch of the schedule, as a fraction of the run (no cycle: infinite)."""
         return math.inf
 
-    def __str__(self) -> str:
-        return _to_text(self)
-
 
 @dataclass(frozen=True)
-class Linear:
+class Linear(_Text):
     """Linear interpolation from ``start_lr`` to ``end_lr``: ``lr = end + (start - end) * p``.
 
     >>> Linear(1e-3, 0.0)(0.25)
@@ -168,12 +173,9 @@ class Linear:
     def min_segment_fraction(self) -> float:
         return math.inf  # monotone: nothing to alias
 
-    def __str__(self) -> str:
-        return _to_text(self)
-
 
 @dataclass(frozen=True)
-class Exponential:
+class Exponential(_Text):
     """Geometric interpolation from ``start_lr`` to ``end_lr``: ``lr = start * (end / start) ** (1 - p)``.
 
     The LR range test's ramp: one decade per equal share of the run.
@@ -199,9 +201,6 @@ class Exponential:
     def min_segment_fraction(self) -> float:
         return math.inf
 
-    def __str__(self) -> str:
-        return _to_text(self)
-
 
 Space = Literal["linear", "log"]
 
@@ -213,7 +212,7 @@ def _between(low: float, high: float, weight: float, space: str) -> float:
     return float(low + (high - low) * weight)
 
 
-class _CycleLength:
+class _CycleLength(_Text):
     """Cycle length, given as ``cycles`` over the run or ``step_size_timesteps`` (a half-cycle).
 
     With ``step_size_timesteps`` the run's ``total_timesteps`` is needed to place the
@@ -303,9 +302,6 @@ class _Cyclical(_CycleLength):
     def min_segment_fraction(self) -> float:
         return min(self.up_fraction, 1.0 - self.up_fraction) / self.n_cycles()
 
-    def __str__(self) -> str:
-        return _to_text(self)
-
 
 @dataclass(frozen=True, kw_only=True)
 class Triangular(_Cyclical):
@@ -381,7 +377,7 @@ def _piecewise(f: float, knots: list[tuple[float, float]], how: str) -> float:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OneCycle:
+class OneCycle(_Text):
     """1cycle (Smith & Topin 2019) with torch ``OneCycleLR``'s parameters and defaults.
 
     ``initial = max_lr / div_factor``, ``final = initial / final_div_factor``. Two phases:
@@ -431,9 +427,6 @@ class OneCycle:
     def min_segment_fraction(self) -> float:
         knots = self._knots()
         return min(f1 - f0 for (f0, _), (f1, _) in zip(knots, knots[1:]))
-
-    def __str__(self) -> str:
-        return _to_text(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -516,14 +509,11 @@ class CosineRestarts(_CycleLength):
     def min_segment_fraction(self) -> float:
         return self.first_cycle_fraction()
 
-    def __str__(self) -> str:
-        return _to_text(self)
-
 
 # ------------------------------------------------- per-gradient-step schedules (experimental)
 
 
-class _PerStep:
+class _PerStep(_Text):
     """A schedule whose period is counted in gradient steps (optimizer steps), not timesteps.
 
     SB3 only knows ``progress_remaining``; the run's number of gradient steps
@@ -711,9 +701,6 @@ class Alternating(_PerStep):
     def _shortest_stretch(self) -> int:
         return self.period // 2
 
-    def __str__(self) -> str:
-        return _to_text(self)
-
 
 @dataclass(frozen=True, kw_only=True)
 class Spike(_PerStep):
@@ -759,9 +746,6 @@ class Spike(_PerStep):
 
     def _shortest_stretch(self) -> int:
         return min(self.width, self.period - self.width)
-
-    def __str__(self) -> str:
-        return _to_text(self)
 
 
 Schedule = Union[
@@ -817,18 +801,29 @@ def _to_text(schedule: Any) -> str:
     return f"{schedule.kind}:{params}"
 
 
-def _convert(kind: str, field: dataclasses.Field[Any], raw: Any) -> Any:
-    """Turn a text or TOML value into the field's type (never ``eval``)."""
-    t = str(field.type)
+def _scalar_types(annotation: Any) -> set[type]:
+    """The scalar types an annotation admits: ``float | None`` -> {float}; ``Literal[...]`` -> {str}."""
+    if annotation in (bool, int, float, str):
+        return {annotation}
+    if typing.get_origin(annotation) is Literal:
+        return {str}
+    out: set[type] = set()
+    for arg in typing.get_args(annotation):
+        out |= _scalar_types(arg)
+    return out
+
+
+def _convert(kind: str, name: str, types: set[type], raw: Any) -> Any:
+    """Turn a text or TOML value into the field's type (``types``: from its resolved annotation; never ``eval``)."""
     if isinstance(raw, str):
         text = raw.strip()
-        if "bool" in t:
+        if bool in types:
             if text.lower() in ("true", "1", "yes"):
                 return True
             if text.lower() in ("false", "0", "no"):
                 return False
-            raise ValueError(f"{kind}: {field.name}={raw!r} must be true or false")
-        if "int" in t and "float" not in t:
+            raise ValueError(f"{kind}: {name}={raw!r} must be true or false")
+        if int in types and float not in types:
             try:
                 return int(text.replace("_", ""))
             except ValueError:
@@ -838,14 +833,14 @@ def _convert(kind: str, field: dataclasses.Field[Any], raw: Any) -> Any:
                     as_float = math.nan
                 if as_float.is_integer():
                     return int(as_float)
-                raise ValueError(f"{kind}: {field.name}={raw!r} must be an integer") from None
-        if "float" in t:
+                raise ValueError(f"{kind}: {name}={raw!r} must be an integer") from None
+        if float in types:
             try:
                 return float(text.replace("_", ""))
             except ValueError:
-                raise ValueError(f"{kind}: {field.name}={raw!r} must be a number") from None
+                raise ValueError(f"{kind}: {name}={raw!r} must be a number") from None
         return text
-    if "int" in t and "float" not in t and isinstance(raw, float) and raw.is_integer():
+    if int in types and float not in types and isinstance(raw, float) and raw.is_integer():
         return int(raw)
     return raw
 
@@ -891,13 +886,14 @@ def parse_schedule(spec: str | float | Mapping[str, Any] | Schedule) -> Schedule
     kind = kind_value
     cls = SCHEDULE_KINDS[kind]
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for key, raw in table.items():
         if key == "kind":
             continue
         if key not in fields:
             raise ValueError(f"{kind}: unknown parameter {key!r}; expected one of {', '.join(fields)}")
-        kwargs[key] = _convert(kind, fields[key], raw)
+        kwargs[key] = _convert(kind, key, _scalar_types(hints[key]), raw)
     missing = [
         name
         for name, f in fields.items()
