@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from clr_rl.errors import ConfigError
-from clr_rl.record import RECORD_FILE, RunRecord, Status, read_status
+from clr_rl.record import RECORD_FILE, RunRecord, Status, read_record, read_status
 from clr_rl.specs import PlannedRun, Spec, load_spec, plan, run_config
 from clr_rl.store import (
     check_writable,
@@ -134,14 +134,10 @@ def _available_gb() -> float:
 
 def run_state(out: Path, run: PlannedRun) -> Status | None:
     """The run's :class:`~clr_rl.record.Status` in ``out``; None when its folder holds another config (stale)."""
-    status = read_status(out / run.folder)
-    if status == Status.NOT_STARTED:
+    status, record = read_record(out / run.folder)
+    if status == Status.NOT_STARTED or not record:  # no record, or a torn one (resumable)
         return status
-    try:
-        run_id = read_json(out / run.folder / RECORD_FILE).get("run_id")
-    except ValueError:
-        return Status.INTERRUPTED  # a torn record: resumable
-    return status if run_id == run.prepared.run_id() else None
+    return status if record.get("run_id") == run.prepared.run_id() else None
 
 
 @contextmanager
@@ -231,14 +227,13 @@ def summary_rows(out: Path, runs: list[PlannedRun]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         folder = out / run.folder
-        path = folder / RECORD_FILE
-        record = read_json(path) if path.is_file() else {}
+        status, record = read_record(folder)
         evals = read_evaluations(folder / "evaluations.csv")
         final = record.get("final_eval", {})
         c = run.prepared.config
         rows.append({
             "env": run.env_id, "algo": c.algo, "arm": run.arm, "seed": run.seed,
-            "status": read_status(folder).value, "final_return": final.get("mean_return", ""),
+            "status": status.value, "final_return": final.get("mean_return", ""),
             "auc": record.get("auc", ""), "timesteps": int(evals[-1]["timesteps"]) if evals else 0,
             "wall_seconds": record.get("wall_seconds", ""), "schedule": str(run.prepared.schedule),
             "lr_provenance": c.lr_provenance, "run_id": record.get("run_id", ""), "folder": run.folder,

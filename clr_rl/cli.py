@@ -18,8 +18,8 @@ __all__ = ["main"]
 
 
 def _validating(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """For commands whose library functions validate with plain ValueError (schedules, tuning, the
-    report): such an error is bad input (exit 2). Not for commands that train in this process."""
+    """For commands whose library functions validate with plain ValueError (schedules, tradeoff,
+    tensorboard): such an error is bad input (exit 2). Not for commands that train in this process."""
     def wrapped(args: argparse.Namespace) -> int:
         from clr_rl.errors import config_errors
 
@@ -149,7 +149,6 @@ def _compare_cmd(args: argparse.Namespace) -> int:
                    calibrate_speeds=args.calibrate)
 
 
-@_validating
 def _tune_cmd(args: argparse.Namespace) -> int:
     from clr_rl.agents import parse_overrides
     from clr_rl.tuning import tune
@@ -161,7 +160,6 @@ def _tune_cmd(args: argparse.Namespace) -> int:
     return 1 if record["exit_status"] else 0
 
 
-@_validating
 def _lr_range_cmd(args: argparse.Namespace) -> int:
     from clr_rl.agents import parse_overrides
     from clr_rl.tuning import lr_range_single, lr_range_sweep, parse_range
@@ -205,7 +203,6 @@ def _status_cmd(args: argparse.Namespace) -> int:
     return print_status(args.dir)
 
 
-@_validating
 def _report_cmd(args: argparse.Namespace) -> int:
     from clr_rl.report import report
 

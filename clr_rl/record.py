@@ -27,7 +27,7 @@ from typing import Any
 from clr_rl.errors import ConfigError, Diverged
 from clr_rl.store import read_json, write_json_atomic
 
-__all__ = ["RECORD_FILE", "RunRecord", "Status", "read_status"]
+__all__ = ["RECORD_FILE", "RunRecord", "Status", "read_record", "read_status"]
 
 RECORD_FILE = "run.json"
 
@@ -134,13 +134,20 @@ class RunRecord:
         self.write(folder)
 
 
-def read_status(folder: Path) -> Status:
-    """Status of the run in ``folder`` (``NOT_STARTED`` without a record; a torn or foreign
-    record counts as ``INTERRUPTED``: resumable)."""
+def read_record(folder: Path) -> tuple[Status, dict[str, Any]]:
+    """The status of the run in ``folder`` and its run.json as plain data, in one read
+    (``NOT_STARTED`` and ``{}`` without a record; a torn or foreign record counts as
+    ``INTERRUPTED``: resumable)."""
     path = Path(folder) / RECORD_FILE
     if not path.is_file():
-        return Status.NOT_STARTED
+        return Status.NOT_STARTED, {}
     try:
-        return Status(read_json(path).get("status", Status.NOT_STARTED))
+        data = read_json(path)
+        return Status(data.get("status", Status.NOT_STARTED)), data
     except (ValueError, AttributeError):
-        return Status.INTERRUPTED
+        return Status.INTERRUPTED, {}
+
+
+def read_status(folder: Path) -> Status:
+    """Status of the run in ``folder`` (see :func:`read_record`)."""
+    return read_record(folder)[0]
