@@ -21,6 +21,7 @@ run that raises is recorded as failed (or diverged) with its traceback and the b
 from __future__ import annotations
 
 import fcntl
+import heapq
 import math
 import os
 import shutil
@@ -34,7 +35,7 @@ from typing import Any
 
 from clr_rl.errors import ConfigError
 from clr_rl.record import RECORD_FILE, RunRecord, Status, read_record, read_status
-from clr_rl.specs import PlannedRun, Spec, load_spec, plan, run_config
+from clr_rl.specs import PlannedRun, Results, Spec, load_spec, plan, run_config
 from clr_rl.store import (
     check_writable,
     read_evaluations,
@@ -74,35 +75,44 @@ _TUNE_FILES = BatchFiles("tune/plan.json", "tune/summary.csv", False)
 _RUN_OVERHEAD_S = 2.0  # building the envs and the model, saving: measured ~1-2 s per run here
 
 
-def estimate(run: PlannedRun, speeds: dict[str, dict[str, float]] | None = None) -> tuple[float, float]:
+def estimate(run: PlannedRun, speeds: dict[str, dict[str, float]] | None = None, *,
+             evaluations: bool = True) -> tuple[float, float]:
     """(seconds, GB) a run is expected to take, and its memory (replay/rollout buffers).
 
     With a calibration of its configuration in ``speeds`` (see :func:`calibrate`): collection
     until learning starts, training, and ``evaluations x episodes x episode length`` at the
     measured evaluation speed (episode length: the env's ``max_episode_steps``, an upper bound).
     Without one: a fixed table of speeds per (algo, family) measured on a 2-core machine.
+    ``evaluations=False``: the training alone.
     """
     from clr_rl.runner import buffer_gb, speed_key
 
     p = run.prepared
     steps = p.config.timesteps
-    evals = steps // p.eval_every + 2
+    evals = (steps // p.eval_every + 2) * p.eval_episodes if evaluations else 0
     measured = (speeds or {}).get(speed_key(p))
     if measured is None:
         speed = _SPEED.get((p.config.algo, p.family), 1000)
-        eval_steps = evals * p.eval_episodes * (1000 if p.family in ("mujoco", "atari") else 300)
+        eval_steps = evals * (1000 if p.family in ("mujoco", "atari") else 300)
         seconds = steps / speed + eval_steps / (speed * 4)
     else:
         starts = min(measured["learning_starts"], steps)
         seconds = (_RUN_OVERHEAD_S + starts / measured["collect_steps_per_s"]
                    + (steps - starts) / measured["train_steps_per_s"]
-                   + evals * p.eval_episodes * measured["eval_episode_steps"] / measured["eval_steps_per_s"])
+                   + evals * measured["eval_episode_steps"] / measured["eval_steps_per_s"])
     return seconds, _PROCESS_GB + buffer_gb(p)
 
 
 def default_speed_cache() -> Path:
-    """Where calibrations are kept on this machine: ``~/.cache/clr-rl/speeds.json``."""
-    return Path.home() / ".cache" / "clr-rl" / "speeds.json"
+    """Where calibrations are kept on this machine: ``$XDG_CACHE_HOME/clr-rl/speeds.json``
+    (``~/.cache/clr-rl/speeds.json`` when ``XDG_CACHE_HOME`` is unset)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "clr-rl" / "speeds.json"
+
+
+def cached_speeds(cache: Path) -> dict[str, dict[str, float]]:
+    """The calibrations already in ``cache`` (none when it does not exist); measures nothing."""
+    return read_json(cache) if cache.is_file() else {}
 
 
 def calibrate(runs: list[PlannedRun], cache: Path) -> dict[str, dict[str, float]]:
@@ -110,7 +120,7 @@ def calibrate(runs: list[PlannedRun], cache: Path) -> dict[str, dict[str, float]
     (a short timed run each, see :func:`clr_rl.runner.measure_speed`) for those it lacks."""
     from clr_rl.runner import measure_speed, speed_key
 
-    speeds: dict[str, dict[str, float]] = read_json(cache) if cache.is_file() else {}
+    speeds = cached_speeds(cache)
     for run in runs:
         key = speed_key(run.prepared)
         if key not in speeds:
@@ -299,35 +309,51 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     """Run a spec: its setup phase (``[tune]``, ``[lr_range]``), then its arms. Everything is validated
     before the first run starts (ConfigError). Returns 0 when every run is complete, 1 when some failed.
 
-    With ``calibrate_speeds``, time estimates use this machine's speeds from ``speed_cache`` (default
-    :func:`default_speed_cache`), measuring first the configurations missing there (a short timed
-    run each); without, a fixed table of speeds."""
+    Time estimates use this machine's speeds from ``speed_cache`` (default :func:`default_speed_cache`)
+    where it holds the run's configuration, else a fixed table of speeds; ``calibrate_speeds`` first
+    measures the configurations missing there (a short timed run each)."""
     spec = load_spec(spec_path, device=device)
     out = Path(out) if out is not None else Path("results") / spec.name
     _check_backend(backend, address, workers)
     check_writable(out)
     setup = plan_setup(spec)
     runs = plan(spec)  # with stand-ins for the values the setup phase will give
+    done_tuned, done_ranges = _setup_on_disk(setup, out)
+    if done_tuned is not None:  # a resumed batch whose setup phase finished: the arms it planned
+        runs = plan(spec, tuned=done_tuned, ranges=done_ranges)
     tradeoffs = plan_tradeoffs(spec, out)
     shape = f"{len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds"
     meta: dict[str, Any] = {"name": spec.name, "spec": spec.raw, "baseline": spec.baseline, "shape": shape}
-    speeds = calibrate(setup.tune_runs + runs, speed_cache or default_speed_cache()) if calibrate_speeds else {}
+    cache = speed_cache or default_speed_cache()
+    speeds = calibrate(setup.tune_runs + runs, cache) if calibrate_speeds else cached_speeds(cache)
     options: dict[str, Any] = {"workers": workers, "retry_failed": retry_failed, "backend": backend,
                                "address": address, "gpus_per_run": spec.gpus_per_run, "speeds": speeds}
+    n = workers or os.cpu_count() or 1
+    range_s = {job.folder: 0.0 if (out / job.folder / "lr_range.json").is_file() else range_estimate(job, speeds)
+               for job in setup.range_jobs}
+    minutes = (sum(planned_minutes(phase, out, n, speeds, retry_failed) for phase in (setup.tune_runs, runs))
+               + sum(range_s.values()) / 60)
+    whole = f"{spec.name}: whole batch (setup phase, then arms) about {minutes:.1f} min with {n} workers"
     if dry_run:
         if setup.tune_runs:
             execute(setup.tune_runs, out, meta={"name": f"{spec.name} setup: tuning"}, dry_run=True,
                     files=_TUNE_FILES, **options)
         for job in setup.range_jobs:
             runs_note = f" x {job.seeds} seeds x the grid" if job.method == "sweep" else ""
+            seconds = range_s[job.folder]
             print(f"{spec.name} setup: LR range test ({job.method}) for {job.algo} on {job.env_id}: "
-                  f"{job.timesteps:,} timesteps{runs_note} -> {out / job.folder}")
-        status = execute(runs, out, meta=meta, dry_run=True, **options)
+                  f"{job.timesteps:,} timesteps{runs_note}, est {seconds:,.0f} s in the driver, one at a time"
+                  f"{' (done)' if not seconds else ''} -> {out / job.folder}")
+        execute(runs, out, meta=meta, dry_run=True, **options)
         for tjob in tradeoffs:
-            print(f"{spec.name} tradeoff: {tjob.describe()}")
-        return status
+            print(f"{spec.name} tradeoff: {tjob.describe()} (not in the estimate)")
+        if setup.tune_runs or setup.range_jobs:
+            print(whole)
+        return 0
+    if setup.tune_runs or setup.range_jobs:
+        print(f"{whole} (estimate; {_speed_source(setup.tune_runs + runs, speeds)})", flush=True)
     status = 0
-    tuned: dict[tuple[str, str], dict[str, Any]] = {}
+    tuned: Results = {}
     if setup.tune_runs or setup.trials:
         status, tuned = run_tuning(spec, setup, out, **options)
     ranges = run_range_tests(setup, out)
@@ -430,6 +456,24 @@ def plan_setup(spec: Spec) -> SetupPlan:
             jobs.append(RangeJob(algo, env_id, r.method, timesteps, r.seeds, seed, f"lr_range/{env_id}",
                                  dict(base.overrides), base.device, r.points, r.lr_range, r.grid))
     return SetupPlan(tune_runs, trials, jobs)
+
+
+def _setup_on_disk(setup: SetupPlan, out: Path) -> tuple[Results | None, Results | None]:
+    """(tuned, ranges) as an earlier run of this batch left them in ``out`` when its whole setup phase
+    finished there, else (None, None). Read, not checked: the batch itself reruns its setup phase."""
+    tuned: Results = {}
+    for algo, env_id in dict.fromkeys([(r.prepared.config.algo, r.env_id) for r in setup.tune_runs] + setup.trials):
+        path = out / "tune" / env_id / "tuned_lr.json"
+        if not path.is_file():
+            return None, None
+        tuned[(algo, env_id)] = read_json(path)
+    ranges: Results = {}
+    for job in setup.range_jobs:
+        path = out / job.folder / "lr_range.json"
+        if not path.is_file():
+            return None, None
+        ranges[(job.algo, job.env_id)] = read_json(path)
+    return (tuned, ranges) if tuned or ranges else (None, None)
 
 
 def _lr_scores(out: Path, runs: list[PlannedRun], criterion: str) -> dict[float, list[float]]:
@@ -665,8 +709,7 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_tex
     if stale:
         raise ConfigError(f"{out / stale[0].folder} holds a run with a different config than the spec now gives; "
                           "use a new --out (or delete that folder)")
-    rerun = {Status.NOT_STARTED, Status.RUNNING, Status.INTERRUPTED} | ({Status.FAILED} if retry_failed else set())
-    todo = [r for r in runs if states[r.folder] in rerun]
+    todo = [r for r in runs if states[r.folder] in _rerun(retry_failed)]
     est = {r.folder: estimate(r, speeds) for r in runs}
     if dry_run:
         _print_plan(runs, todo, states, est, out, meta, workers, speeds)
@@ -710,6 +753,41 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_tex
     return _summarise(rows, out, files, quiet)
 
 
+def _rerun(retry_failed: bool) -> set[Status]:
+    """The states of the runs a batch (re)starts."""
+    return {Status.NOT_STARTED, Status.RUNNING, Status.INTERRUPTED} | ({Status.FAILED} if retry_failed else set())
+
+
+def _minutes(seconds: list[float], workers: int) -> float:
+    """Wall minutes of runs of these CPU-seconds on ``workers``, each run, in plan order, going to the
+    first worker free (as the pool does)."""
+    free = [0.0] * max(1, min(workers, len(seconds)))
+    for s in seconds:
+        heapq.heapreplace(free, free[0] + s)
+    return max(free) / 60
+
+
+def planned_minutes(runs: list[PlannedRun], out: Path, workers: int, speeds: dict[str, dict[str, float]] | None,
+                    retry_failed: bool = False) -> float:
+    """Estimated wall minutes of the runs among ``runs`` that a batch into ``out`` would (re)start."""
+    todo = [r for r in runs if run_state(out, r) in _rerun(retry_failed)]
+    return _minutes([estimate(r, speeds)[0] for r in todo], workers)
+
+
+def range_estimate(job: RangeJob, speeds: dict[str, dict[str, float]] | None) -> float:
+    """Seconds an ``[lr_range]`` test is expected to take: its training timesteps (per run of a sweep,
+    times the grid's points and seeds) at the training speed of its configuration (see :func:`estimate`),
+    evaluation aside (a single test evaluates nothing; a sweep's runs score their training episodes)."""
+    from clr_rl.runner import RunConfig, prepare
+    from clr_rl.schedules import Constant
+
+    config = RunConfig(job.algo, job.env_id, Constant(job.lr_range[0]), job.timesteps, overrides=job.overrides,
+                       device=job.device, threads=1)
+    run = PlannedRun(job.env_id, "lr_range", job.seed, job.folder, prepare(config))
+    seconds, _ = estimate(run, speeds, evaluations=False)
+    return seconds * (job.seeds * job.grid[2] if job.method == "sweep" else 1)
+
+
 def _print_plan(runs: list[PlannedRun], todo: list[PlannedRun], states: dict[str, Status | None], est: dict[str, Any],
                 out: Path, meta: dict[str, Any], workers: int, speeds: dict[str, dict[str, float]] | None) -> None:
     shape = f" ({meta['shape']})" if meta.get("shape") else ""
@@ -720,8 +798,8 @@ def _print_plan(runs: list[PlannedRun], todo: list[PlannedRun], states: dict[str
         state = states[r.folder]
         print(f"{r.env_id:<24} {r.prepared.config.algo:<4} {r.arm:<20} {r.seed:>4} "
               f"{r.prepared.config.timesteps:>10,} {s:>7.0f} {gb:>6.2f}  {state or 'stale'}")
-    total_s = sum(est[r.folder][0] for r in todo)
-    print(f"estimated: {total_s:,.0f} CPU-seconds, about {total_s / min(workers, max(len(todo), 1)) / 60:.1f} min "
+    seconds = [est[r.folder][0] for r in todo]
+    print(f"estimated: {sum(seconds):,.0f} CPU-seconds, about {_minutes(seconds, workers):.1f} min "
           f"with {workers} workers ({_speed_source(runs, speeds)}, 1 thread per run)")
 
 

@@ -241,8 +241,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
     p.add_argument("--calibrate", action="store_true",
-                   help="estimate times from this machine's speeds: a short timed run of each configuration not "
-                        "yet measured here, cached in ~/.cache/clr-rl/speeds.json (default: a fixed speed table)")
+                   help="measure this machine's speed for each configuration not yet measured here (a short timed "
+                        "run each, cached in ~/.cache/clr-rl/speeds.json); estimates always use the speeds cached "
+                        "there, else a fixed speed table")
     p.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", help="Ray cluster address (auto or ray://HOST:PORT); default: a local Ray")

@@ -19,6 +19,15 @@ _SCRIPT = Path(sys.executable).with_name("clr-rl")  # the installed console scri
 CLI = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "clr_rl.cli"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_speed_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Time estimates read calibrations from $XDG_CACHE_HOME/clr-rl: the suite (and the CLI it runs)
+    gets an empty one of its own, not the developer's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 def run(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``clr-rl ARGS`` in ``cwd``, captured."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -205,6 +205,9 @@ def test_tune_and_range_test_run_inside_compare_and_a_rerun_trains_nothing(tmp_p
     assert (setup["fixed"]["method"], setup["fixed"]["timesteps"]) == ("tune", 3 * 1024)
     assert (setup["from-range"]["method"], setup["from-range"]["timesteps"]) == ("lr_range", rng["cost_timesteps"])
 
+    dry = h.ok(h.run("compare", spec, "--out", out, "--dry-run", cwd=tmp_path)).stdout  # plans the arms it ran
+    assert "setup: 4 runs (1 envs x 2 arms x 2 seeds), 0 to run" in dry and "(done)" in dry
+    assert dry.strip().splitlines()[-1].endswith("whole batch (setup phase, then arms) about 0.0 min with 2 workers")
     before = h.mtimes(out)
     again = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
     assert "setup: 4 runs, 4 already complete, 0 to run" in again.stdout
@@ -244,6 +247,39 @@ def test_config_error_is_a_value_error_for_python_callers() -> None:
 
 
 # ------------------------------------------------------------------------ calibrated time estimates
+
+
+def test_dry_run_estimates_the_whole_batch_from_cached_calibrations(tmp_path: Path, h: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from clr_rl.batch import plan_setup
+    from clr_rl.runner import speed_key
+    from clr_rl.specs import load_spec, plan
+
+    spec = _setup_spec(h, tmp_path)  # 3 tuning runs, one single-run range test of 4,096 steps, 2 arms x 2 seeds
+    loaded = load_spec(spec)
+    keys = {speed_key(r.prepared) for r in plan_setup(loaded).tune_runs + plan(loaded)}
+    assert len(keys) == 1  # one configuration: the LR does not change the speed
+    cache = tmp_path / "xdg" / "clr-rl" / "speeds.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps({k: {"learning_starts": 0.0, "collect_steps_per_s": 10.0, "train_steps_per_s": 10.0,
+                                     "eval_steps_per_s": 1000.0, "eval_episode_steps": 500.0} for k in keys}))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    before = cache.stat().st_mtime_ns
+    out = tmp_path / "never"
+    dry = h.ok(h.run("compare", spec, "--out", out, "--dry-run", "--workers", "2", cwd=tmp_path)).stdout
+    assert "calibrating" not in dry and cache.stat().st_mtime_ns == before and not out.exists()  # read, not measured
+    # per run: 2 s of overhead + 1,024 steps at 10/s + (1024 // 512 + 2) evaluations x 2 episodes x 500 steps at 1000/s
+    run_s = 2 + 1024 / 10 + 4 * 2 * 500 / 1000
+    rows = [line.split() for line in dry.splitlines() if line.startswith("CartPole-v1")]
+    assert len(rows) == 3 + 4 and all(cells[5] == f"{run_s:.0f}" for cells in rows)
+    range_s = 2 + 4096 / 10  # training only: a single range test evaluates nothing
+    assert f"4,096 timesteps, est {range_s:,.0f} s in the driver" in dry
+    assert dry.count("speeds calibrated on this machine, 1 thread per run") == 2
+    # tuning: 3 runs on 2 workers (the longer worker runs two), the range test alone, then 4 arm runs on 2 workers
+    minutes = (2 * run_s + range_s + 2 * run_s) / 60
+    last = dry.strip().splitlines()[-1]
+    assert last == f"setup: whole batch (setup phase, then arms) about {minutes:.1f} min with 2 workers"
+
 
 
 def test_estimate_uses_the_calibrated_speeds_of_the_runs_configuration(tmp_path: Path) -> None:
