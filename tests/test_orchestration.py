@@ -188,6 +188,7 @@ def test_tune_and_range_test_run_inside_compare_and_a_rerun_trains_nothing(tmp_p
     out = tmp_path / "out"
     first = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
     assert "setup-tune: 3 runs, 0 already complete, 3 to run" in first.stdout
+    assert first.stdout.startswith("setup: whole batch (setup phase, then arms) about ")
     tuned = json.loads((out / "tune" / "CartPole-v1" / "tuned_lr.json").read_text())
     finals = {}
     for lr in ("0.0001", "0.001", "0.01"):  # the tuning runs live in tune/<env>/lr<value>/seed<k>/
