@@ -1,6 +1,6 @@
 """Rerun one run of each committed reference batch and compare it exactly with its summary.csv.
 
-    python scripts/reproduce.py [results/reference/NAME ...] [--runs N]
+    python scripts/reproduce.py [results/reference/NAME ...] [--runs N] [--arm NAME ...]
 
 For each reference folder that holds ``spec.resolved.json`` and ``summary.csv`` (a batch made by
 ``clr-rl compare``), the first N finished runs of each arm are trained again from their resolved configs
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("references", nargs="*", help="reference folders (default: every batch in results/reference)")
     parser.add_argument("--runs", type=int, default=1, help="runs to retrain per arm (default 1)")
+    parser.add_argument("--arm", action="append", help="only this arm (repeatable; default every arm)")
     args = parser.parse_args(argv)
 
     from clr_rl.runner import RunConfig, prepare, train
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     for ref in _references(args.references):
         resolved = {r["folder"]: r for r in json.loads((ref / "spec.resolved.json").read_text())["runs"]}
         with open(ref / "summary.csv", newline="") as fh:
-            finished = [r for r in csv.DictReader(fh) if r["status"] == "finished"]
+            finished = [r for r in csv.DictReader(fh)
+                        if r["status"] == "finished" and (not args.arm or r["arm"] in args.arm)]
         rows = [r for arm in dict.fromkeys(r["arm"] for r in finished)
                 for r in [f for f in finished if f["arm"] == arm][: args.runs]]
         for row in rows:
