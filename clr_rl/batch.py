@@ -333,7 +333,8 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
                for job in setup.range_jobs}
     minutes = (sum(planned_minutes(phase, out, n, speeds, retry_failed) for phase in (setup.tune_runs, runs))
                + sum(range_s.values()) / 60)
-    whole = f"{spec.name}: whole batch (setup phase, then arms) about {minutes:.1f} min with {n} workers"
+    whole = (f"{spec.name}: whole batch (setup phase, then arms) about {minutes:.1f} min with {n} workers"
+             + (" plus the [tune] trials (not estimated)" if setup.trials else ""))
     if dry_run:
         if setup.tune_runs:
             execute(setup.tune_runs, out, meta={"name": f"{spec.name} setup: tuning"}, dry_run=True,
