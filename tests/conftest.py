@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,10 +35,17 @@ def run(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.Comple
     return subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def _as_in_a_terminal() -> None:
+    """SIGINT as a command typed in a terminal gets it: default. A suite started in the background by a
+    non-interactive shell (``cmd &``) inherits SIGINT ignored, and Python then installs no Ctrl-C handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args: str | Path, cwd: Path) -> subprocess.Popen[str]:
     """``clr-rl ARGS`` started in its own process group (so a test can Ctrl-C the whole group)."""
     return subprocess.Popen([*CLI, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            text=True, start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=_as_in_a_terminal)
 
 
 def ok(proc: subprocess.CompletedProcess[str], status: int = 0) -> subprocess.CompletedProcess[str]:
