@@ -328,9 +328,12 @@ class Resolution:
     update_timesteps: int
     timesteps: int
     ratio: float
+    algo: str = "ppo"
 
     def grain(self) -> str:
         """The grain in words, e.g. ``"one point per 160 of the 640 gradient steps of an update"``."""
+        if self.algo == "dqn":
+            return f"one point per train() call (every {self.update_timesteps} timesteps)"
         if self.steps_per_point == self.steps_per_update:
             return f"one point per update ({self.steps_per_update} gradient steps)"
         return f"one point per {self.steps_per_point} of the {self.steps_per_update} gradient steps of an update"
@@ -402,6 +405,8 @@ def dqn_resolution(timesteps: int, *, update_timesteps: int, learning_starts: in
     >>> r = dqn_resolution(1000, update_timesteps=4, learning_starts=100, start_lr=1e-5, end_lr=1e-1)
     >>> (r.points, r.timesteps)
     (225, 1000)
+    >>> r.grain()
+    'one point per train() call (every 4 timesteps)'
     """
     if points < 2:
         raise ConfigError(f"--points={points} must be >= 2")
@@ -413,7 +418,8 @@ def dqn_resolution(timesteps: int, *, update_timesteps: int, learning_starts: in
                          f"{update_timesteps} timesteps after learning_starts={learning_starts}), fewer than "
                          f"--points={points}; needs --timesteps >= {needed}")
     run = updates * update_timesteps
-    return Resolution(calls, 1, 1, updates, update_timesteps, run, (end_lr / start_lr) ** (update_timesteps / run))
+    return Resolution(calls, 1, 1, updates, update_timesteps, run, (end_lr / start_lr) ** (update_timesteps / run),
+                      "dqn")
 
 
 def first_unhealthy(values: list[float], limit: float, window: int = WINDOW, spike: float = SPIKE) -> int | None:
@@ -577,7 +583,7 @@ def _print_cost(res: Resolution, timesteps: int) -> None:
     """What the range test will run, printed before training: timesteps, updates, points, grain, LR spacing."""
     print(f"lr-range single: {res.timesteps:,} timesteps ({res.updates} updates of {res.update_timesteps:,}; "
           f"--timesteps {timesteps:,} rounded up to whole updates), {res.points} LR points, {res.grain()}; "
-          f"LR x{res.ratio:.4g} between neighbouring points", flush=True)
+          f"LR x{res.ratio:.6g} between neighbouring points", flush=True)
 
 
 def _range_model(prepared: Any, env_id: str, seed: int, device: str) -> tuple[Any, Any]:
@@ -647,7 +653,7 @@ def _resolution_record(rows: list[dict[str, float]], max_i: int, res: Resolution
         "updates": res.updates, "timesteps_run": res.timesteps, "lr_ratio_between_points": res.ratio,
         "max_lr_bracket": [rows[max_i]["lr"], upper],
         "max_lr_could_move": (f"the crossing lies between max_lr and the next measured point, lr={upper:.3g} "
-                              f"(x{upper / rows[max_i]['lr']:.4g})" if upper is not None else
+                              f"(x{upper / rows[max_i]['lr']:.6g})" if upper is not None else
                               "no point above max_lr was measured: the crossing lies beyond the range end"),
     }
 
@@ -702,7 +708,7 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
     base = float(f"{max_lr / 4:.3g}")
     rule += how + "; max_lr = LR of the point before it, base_lr = max_lr / 4 (Smith: base ~ max/3..4)"
     resolution = _resolution_record(rows, max_i, res, points)
-    note = (f"{len(rows)} points, x{res.ratio:.3g} apart; max_lr could move up to x{res.ratio:.3g}")
+    note = (f"{len(rows)} points, x{res.ratio:.6g} apart; max_lr could move up to x{res.ratio:.6g}")
     plot_lr_range(out / "lr_range.png", series, base, max_lr, f"{algo.upper()} {env_id}: one run, LR rising "
                   f"{start_lr:g} -> {end_lr:g} over {res.timesteps:,} timesteps", limits=limits, note=note)
     result = {"method": "single", "algo": algo, "env_id": env_id, "timesteps": timesteps, "seed": seed,
@@ -710,7 +716,7 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
               "max_lr": max_lr, "rule": rule, "suggested_schedule": _suggested_spec(base, max_lr),
               "cost_timesteps": res.timesteps, "wall_seconds": round(wall, 1)}
     _write_result(out, result)
-    print(f"resolution: {len(rows)} points, LR x{res.ratio:.4g} apart; {resolution['max_lr_could_move']}")
+    print(f"resolution: {len(rows)} points, LR x{res.ratio:.6g} apart; {resolution['max_lr_could_move']}")
     return result
 
 

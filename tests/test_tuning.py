@@ -766,7 +766,7 @@ def check_single_result(result: dict[str, Any], *, start: float, end: float, upd
         at = max(first - 1, 0)
         assert f"first unhealthy point at lr={rows[first]['lr']:.3g}" in result["rule"]
         assert result["resolution"]["max_lr_bracket"] == pytest.approx([rows[at]["lr"], rows[at + 1]["lr"]])
-        assert f"(x{ratio:.4g})" in result["resolution"]["max_lr_could_move"]
+        assert f"(x{ratio:.6g})" in result["resolution"]["max_lr_could_move"]
     assert result["max_lr"] == float(f"{rows[at]['lr']:.3g}")
     assert result["base_lr"] == float(f"{result['max_lr'] / 4:.3g}")
     assert result["cost_timesteps"] == updates * update_timesteps
