@@ -268,18 +268,27 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
 
 
-def _progress_line(out: Path, runs: list[PlannedRun], t0: float, steps0: int) -> dict[str, Any]:
+def _progress_line(out: Path, runs: list[PlannedRun], t0: float, start: dict[str, Any] | None,
+                   est: dict[str, float]) -> dict[str, Any]:
+    """Counts, timesteps done and their rate since ``t0``, and the ETA: the work left in estimated seconds
+    (each run's ``est`` times the share of its timesteps not done) at the pace kept since ``t0``
+    (estimated seconds of work done per second since ``start``, the line at ``t0``). Envs that train
+    at different speeds so weigh by their estimates, not by their timesteps."""
     counts = {"complete": 0, "failed": 0, "left": 0}
-    steps = 0
+    steps, work = 0, 0.0
     for r in runs:
         state = run_state(out, r)
         counts["complete" if state and state.complete else "failed" if state == Status.FAILED else "left"] += 1
         evals = read_evaluations(out / r.folder / "evaluations.csv")
-        steps += int(evals[-1]["timesteps"]) if evals else 0
-    total = sum(r.prepared.config.timesteps for r in runs)
-    rate = max(steps - steps0, 0) / max(time.time() - t0, 1e-9)
-    eta = max(total - steps, 0) / rate if rate > 0 else math.inf
-    return {**counts, "steps": steps, "total": total, "rate": rate, "eta": eta}
+        done = int(evals[-1]["timesteps"]) if evals else 0
+        steps += done
+        work += est[r.folder] * min(done / r.prepared.config.timesteps, 1.0)
+    elapsed = max(time.time() - t0, 1e-9)
+    start = start or {"steps": steps, "work": work}
+    pace = max(work - start["work"], 0.0) / elapsed
+    eta = max(sum(est[r.folder] for r in runs) - work, 0.0) / pace if pace > 0 else math.inf
+    return {**counts, "steps": steps, "total": sum(r.prepared.config.timesteps for r in runs),
+            "rate": max(steps - start["steps"], 0) / elapsed, "eta": eta, "work": work}
 
 
 def _describe(p: dict[str, Any]) -> str:
@@ -734,10 +743,12 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], spec_tex
               + (f"{kept} failed (rerun them with --retry-failed), " if kept else "")
               + f"{len(todo)} to run, {workers} {backend} workers -> {out}", flush=True)
         t0 = time.time()
-        steps0 = _progress_line(out, runs, t0, 0)["steps"]
+        seconds = {r.folder: 0.0 if states[r.folder] == Status.FAILED and not retry_failed else est[r.folder][0]
+                   for r in runs}  # a failed run left as it is has no work left
+        start = _progress_line(out, runs, t0, None, seconds)
 
         def report() -> str:
-            return _describe(_progress_line(out, runs, t0, steps0))
+            return _describe(_progress_line(out, runs, t0, start, seconds))
 
         try:
             if tasks and backend == "ray":  # nothing to train: no Ray instance to start

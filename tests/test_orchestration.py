@@ -250,6 +250,30 @@ def test_config_error_is_a_value_error_for_python_callers() -> None:
 # ------------------------------------------------------------------------ calibrated time estimates
 
 
+def test_progress_eta_weighs_each_run_by_its_estimate_not_by_its_timesteps(tmp_path: Path, h: Any) -> None:
+    import time
+
+    from clr_rl.batch import _progress_line
+    from clr_rl.specs import load_spec, plan
+
+    spec = tmp_path / "eta.toml"
+    spec.write_text(h.tiny_spec("eta", seeds=1))  # CartPole and Acrobot, 2 arms, 1 seed, 1,024 steps each
+    runs = plan(load_spec(spec))
+    est = {r.folder: 10.0 if r.env_id == "CartPole-v1" else 40.0 for r in runs}  # Acrobot 4x slower per step
+    out = tmp_path / "out"
+    for r in runs:  # CartPole's runs are done, Acrobot's halfway
+        (out / r.folder).mkdir(parents=True)
+        done = 1024 if r.env_id == "CartPole-v1" else 512
+        (out / r.folder / "evaluations.csv").write_text(
+            f"timesteps,mean_return,std_return,episodes,wall_seconds\n0,1.0,0.0,2,0.1\n{done},2.0,0.0,2,1.0\n")
+    line = _progress_line(out, runs, time.time() - 30.0, {"steps": 0, "work": 0.0}, est)
+    assert (line["steps"], line["total"], line["left"]) == (3 * 1024, 4 * 1024, 4)
+    # 60 estimated seconds of work done in 30 s: the 40 left take 20 s; by timesteps (3,072 of 4,096 in 30 s) 10 s
+    assert line["work"] == pytest.approx(60.0) and line["eta"] == pytest.approx(20.0, rel=0.02)
+    assert line["rate"] == pytest.approx(3 * 1024 / 30.0, rel=0.02)
+
+
+
 def test_dry_run_estimates_the_whole_batch_from_cached_calibrations(tmp_path: Path, h: Any,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from clr_rl.batch import plan_setup
