@@ -338,10 +338,15 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     options: dict[str, Any] = {"workers": workers, "retry_failed": retry_failed, "backend": backend,
                                "address": address, "gpus_per_run": spec.gpus_per_run, "speeds": speeds}
     n = workers or os.cpu_count() or 1
-    range_s = {job.folder: 0.0 if (out / job.folder / "lr_range.json").is_file() else range_estimate(job, speeds)
+    range_s = {job.folder: 0.0 if (out / job.folder / "lr_range.json").is_file() else range_estimate(job, speeds, n)
                for job in setup.range_jobs}
     minutes = (sum(planned_minutes(phase, out, n, speeds, retry_failed) for phase in (setup.tune_runs, runs))
                + sum(range_s.values()) / 60)
+    from clr_rl.tuning import DQN_SINGLE_WARNING
+
+    for job in setup.range_jobs:
+        if job.method == "single" and job.algo == "dqn":
+            print(f"{spec.name}: lr_range on {job.env_id}: {DQN_SINGLE_WARNING}", file=sys.stderr, flush=True)
     whole = (f"{spec.name}: whole batch (setup phase, then arms) about {minutes:.1f} min with {n} workers"
              + (" plus the [tune] trials (not estimated)" if setup.trials else ""))
     if dry_run:
@@ -352,7 +357,8 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
             runs_note = f" x {job.seeds} seeds x the grid" if job.method == "sweep" else ""
             seconds = range_s[job.folder]
             print(f"{spec.name} setup: LR range test ({job.method}) for {job.algo} on {job.env_id}: "
-                  f"{job.timesteps:,} timesteps{runs_note}, est {seconds:,.0f} s in the driver, one at a time"
+                  f"{job.timesteps:,} timesteps{runs_note}, est {seconds:,.0f} s "
+                  f"{f'on {n} workers' if job.method == 'sweep' else 'in the driver'}, one test at a time"
                   f"{' (done)' if not seconds else ''} -> {out / job.folder}")
         execute(runs, out, meta=meta, dry_run=True, **options)
         for tjob in tradeoffs:
@@ -366,7 +372,7 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     tuned: Results = {}
     if setup.tune_runs or setup.trials:
         status, tuned = run_tuning(spec, setup, out, **options)
-    ranges = run_range_tests(setup, out)
+    ranges = run_range_tests(setup, out, workers)
     if tuned or ranges:
         runs = plan(spec, tuned=tuned, ranges=ranges)
     meta["setup"] = setup_costs(spec, out, setup, tuned, ranges)
@@ -573,8 +579,9 @@ def _optuna(spec: Spec, out: Path, algo: str, env_id: str, tuned: dict[tuple[str
     return status
 
 
-def run_range_tests(setup: SetupPlan, out: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """Run (or read back) each ``[lr_range]`` test; a test interrupted before its result reruns."""
+def run_range_tests(setup: SetupPlan, out: Path, workers: int | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """Run (or read back) each ``[lr_range]`` test, one at a time (a sweep's runs on ``workers``
+    workers); a test interrupted before its result reruns (a sweep keeps its finished runs)."""
     from clr_rl import tuning
 
     results = {}
@@ -582,9 +589,9 @@ def run_range_tests(setup: SetupPlan, out: Path) -> dict[tuple[str, str], dict[s
         folder = out / job.folder
         result_file = folder / "lr_range.json"
         if not result_file.is_file():
-            shutil.rmtree(folder, ignore_errors=True)
             t0 = time.time()
             if job.method == "single":
+                shutil.rmtree(folder, ignore_errors=True)
                 tuning.lr_range_single(algo=job.algo, env_id=job.env_id, timesteps=job.timesteps, out=folder,
                                        overrides=job.overrides, seed=job.seed, device=job.device, points=job.points,
                                        start_lr=job.lr_range[0], end_lr=job.lr_range[1])
@@ -592,7 +599,7 @@ def run_range_tests(setup: SetupPlan, out: Path) -> dict[tuple[str, str], dict[s
                 grid = ":".join(f"{v:g}" for v in job.grid)
                 tuning.lr_range_sweep(algo=job.algo, env_id=job.env_id, timesteps=job.timesteps, out=folder,
                                       grid=grid, seeds=job.seeds, overrides=job.overrides, device=job.device,
-                                      workers=1)
+                                      workers=workers, first_seed=job.seed)
             result = read_json(result_file)
             result.setdefault("wall_seconds", round(time.time() - t0, 3))
             write_json_atomic(result_file, result)
@@ -786,10 +793,10 @@ def planned_minutes(runs: list[PlannedRun], out: Path, workers: int, speeds: dic
     return _minutes([estimate(r, speeds)[0] for r in todo], workers)
 
 
-def range_estimate(job: RangeJob, speeds: dict[str, dict[str, float]] | None) -> float:
-    """Seconds an ``[lr_range]`` test is expected to take: its training timesteps (per run of a sweep,
-    times the grid's points and seeds) at the training speed of its configuration (see :func:`estimate`),
-    evaluation aside (a single test evaluates nothing; a sweep's runs score their training episodes)."""
+def range_estimate(job: RangeJob, speeds: dict[str, dict[str, float]] | None, workers: int = 1) -> float:
+    """Seconds an ``[lr_range]`` test is expected to take: its training timesteps at the training speed
+    of its configuration (see :func:`estimate`), evaluation aside (a single test evaluates nothing; a
+    sweep's runs score their training episodes); a sweep's grid x seeds runs share ``workers`` workers."""
     from clr_rl.runner import RunConfig, prepare
     from clr_rl.schedules import Constant
 
@@ -797,7 +804,7 @@ def range_estimate(job: RangeJob, speeds: dict[str, dict[str, float]] | None) ->
                        device=job.device, threads=1)
     run = PlannedRun(job.env_id, "lr_range", job.seed, job.folder, prepare(config))
     seconds, _ = estimate(run, speeds, evaluations=False)
-    return seconds * (job.seeds * job.grid[2] if job.method == "sweep" else 1)
+    return _minutes([seconds] * (job.seeds * job.grid[2]), workers) * 60 if job.method == "sweep" else seconds
 
 
 def _print_plan(runs: list[PlannedRun], todo: list[PlannedRun], states: dict[str, Status | None], est: dict[str, Any],

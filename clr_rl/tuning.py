@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def lr_grid(lo: float, hi: float, n: int) -> list[float]:
 
 
 def _sweep_runs(algo: str, env_id: str, timesteps: int, seeds: int, lrs: list[float], overrides: dict[str, Any],
-                eval_every: int | None, eval_episodes: int | None, device: str) -> list[Any]:
+                eval_every: int | None, eval_episodes: int | None, device: str, first_seed: int = 0) -> list[Any]:
     from clr_rl.runner import RunConfig, prepare
     from clr_rl.schedules import Constant
     from clr_rl.specs import PlannedRun
@@ -81,7 +82,7 @@ def _sweep_runs(algo: str, env_id: str, timesteps: int, seeds: int, lrs: list[fl
     runs = []
     for lr in lrs:
         arm = f"lr{lr:.3g}"
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             config = RunConfig(algo=algo, env_id=env_id, schedule=Constant(lr), timesteps=timesteps, seed=seed,
                                device=device, overrides=overrides, eval_every=eval_every,
                                eval_episodes=eval_episodes, arm=arm, threads=1)
@@ -274,17 +275,20 @@ def _write_result(out: Path, result: dict[str, Any]) -> None:
 def lr_range_sweep(*, algo: str, env_id: str, timesteps: int, out: Path, grid: str = "1e-5:1e-2:7", seeds: int = 2,
                    criterion: str = "auc", overrides: dict[str, Any] | None = None, workers: int | None = None,
                    eval_every: int | None = None, eval_episodes: int | None = None,
-                   device: str = "auto") -> dict[str, Any]:
-    """LR range test by sweep: short runs at log-spaced fixed LRs (the same runs as ``tune``)."""
+                   device: str = "auto", first_seed: int = 0) -> dict[str, Any]:
+    """LR range test by sweep: short runs at log-spaced fixed LRs (the same runs as ``tune``), on
+    seeds ``first_seed .. first_seed + seeds - 1`` (a batch passes seeds disjoint from its evaluation seeds)."""
     from clr_rl.batch import execute
     from clr_rl.plots import plot_lr_range
 
     out = Path(out)
     _check_common(algo, timesteps, seeds, criterion, out)
     lrs = lr_grid(*parse_grid(grid))
-    runs = _sweep_runs(algo, env_id, timesteps, seeds, lrs, dict(overrides or {}), eval_every, eval_episodes, device)
+    runs = _sweep_runs(algo, env_id, timesteps, seeds, lrs, dict(overrides or {}), eval_every, eval_episodes, device,
+                       first_seed)
     meta = {"name": f"lr-range-{algo}-{env_id}".replace("/", "_"), "baseline": None,
-            "spec": {"lr_range": {"method": "sweep", "grid": grid, "seeds": seeds, "timesteps": timesteps}}}
+            "spec": {"lr_range": {"method": "sweep", "grid": grid, "seeds": seeds, "first_seed": first_seed,
+                                  "timesteps": timesteps}}}
     execute(runs, out, meta=meta, workers=workers, quiet=True)
     per_seed = _scores(out, runs, criterion)
     if len(per_seed) < 2:
@@ -307,6 +311,9 @@ def lr_range_sweep(*, algo: str, env_id: str, timesteps: int, out: Path, grid: s
 # ------------------------------------------------------------------ single-run range test
 
 WINDOW = 3  # points in the running median of the health rule
+DQN_SINGLE_WARNING = (
+    "warning: the single-run range test is not validated for DQN: on CartPole-v1 and LunarLander-v3 it gave max_lr "
+    "30-300x below the LRs a sweep found best (results/reference/classic-dqn/NOTES.md); use method sweep for DQN")
 SPIKE = 10.0  # a single value above SPIKE x the limit is a catastrophe, not noise
 
 
@@ -690,6 +697,8 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
     prepared = prepare(RunConfig(algo=algo, env_id=env_id, schedule=ramp, timesteps=res.timesteps, seed=seed,
                                  device=device, overrides=dict(overrides or {})))
     _print_cost(res, timesteps)
+    if algo == "dqn":
+        print(DQN_SINGLE_WARNING, file=sys.stderr, flush=True)
     env, model = _range_model(prepared, env_id, seed, device)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

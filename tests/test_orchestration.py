@@ -222,6 +222,44 @@ def test_tune_and_range_test_run_inside_compare_and_a_rerun_trains_nothing(tmp_p
     assert "margin=0.7" in line and "(0, 0.5)" in line
 
 
+SWEEP = """
+[lr_range]
+method = "sweep"
+grid = "1e-4:1e-2:3"
+seeds = 2
+timesteps = 1024
+"""
+
+
+def test_a_range_sweep_in_a_batch_uses_seeds_apart_from_the_evaluation_seeds_and_all_workers(
+        tmp_path: Path, h: Any) -> None:
+    spec = _setup_spec(h, tmp_path, SWEEP)
+    spec.write_text(spec.read_text().replace('lr = "tuned"', "lr = 1e-3"))
+    out = tmp_path / "out"
+    dry = h.ok(h.run("compare", spec, "--out", out, "--dry-run", "--workers", "2", cwd=tmp_path)).stdout
+    assert "LR range test (sweep) for ppo on CartPole-v1: 1,024 timesteps x 2 seeds x the grid, est" in dry
+    assert "s on 2 workers, one test at a time" in dry
+    h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path))
+    folder = out / "lr_range" / "CartPole-v1"
+    seeds = {json.loads(p.read_text())["config"]["seed"] for p in folder.glob("runs/*/*/*/run.json")}
+    assert seeds == {1001, 1002}  # evaluation seeds are 0 and 1: the range's information comes from other seeds
+    result = json.loads((folder / "lr_range.json").read_text())
+    assert [row["lr"] for row in result["scores"]] == [1e-4, 1e-3, 1e-2]
+    assert all(len(row["per_seed"]) == 2 for row in result["scores"])
+    rows = {r["arm"]: r for r in _read_csv(out / "summary.csv")}
+    assert rows["from-range"]["schedule"].startswith(
+        f"triangular:base_lr={result['base_lr']:g},max_lr={result['max_lr']:g}")
+
+
+def test_a_dqn_single_run_range_test_is_flagged_before_anything_runs(tmp_path: Path, h: Any) -> None:
+    spec = _setup_spec(h, tmp_path, TUNE.split("[lr_range]")[0] + "[lr_range]\nmethod = \"single\"\n")
+    text = spec.read_text().replace('algo = "ppo"', 'algo = "dqn"').split("[hyperparams]")[0] + ARMS
+    spec.write_text(text.replace("timesteps = 1024", "timesteps = 8192"))
+    proc = h.ok(h.run("compare", spec, "--out", tmp_path / "out", "--dry-run", cwd=tmp_path))
+    assert "lr_range on CartPole-v1: warning: the single-run range test is not validated for DQN" in proc.stderr
+    assert "use method sweep for DQN" in proc.stderr
+
+
 @pytest.mark.parametrize(("extra", "field", "needle"), [
     (TUNE.replace("seeds = [100]", "seeds = [1, 100]"), "tune.seeds", "overlaps the evaluation seeds at [1]"),
     (TUNE.replace('grid = "1e-4:1e-2:3"', 'grid = "1e-4:1e-2"'), "tune", "must look like lo:hi:n"),
