@@ -328,7 +328,7 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     setup = plan_setup(spec)
     runs = plan(spec)  # with stand-ins for the values the setup phase will give
     done_tuned, done_ranges = _setup_on_disk(setup, out)
-    if done_tuned is not None:  # a resumed batch whose setup phase finished: the arms it planned
+    if done_tuned is not None or done_ranges is not None:  # a resumed batch: what its setup phase gave so far
         runs = plan(spec, tuned=done_tuned, ranges=done_ranges)
     tradeoffs = plan_tradeoffs(spec, out)
     shape = f"{len(spec.envs)} envs x {len(spec.arms)} arms x {len(spec.seeds)} seeds"
@@ -475,21 +475,20 @@ def plan_setup(spec: Spec) -> SetupPlan:
 
 
 def _setup_on_disk(setup: SetupPlan, out: Path) -> tuple[Results | None, Results | None]:
-    """(tuned, ranges) as an earlier run of this batch left them in ``out`` when its whole setup phase
-    finished there, else (None, None). Read, not checked: the batch itself reruns its setup phase."""
-    tuned: Results = {}
-    for algo, env_id in dict.fromkeys([(r.prepared.config.algo, r.env_id) for r in setup.tune_runs] + setup.trials):
-        path = out / "tune" / env_id / "tuned_lr.json"
-        if not path.is_file():
-            return None, None
-        tuned[(algo, env_id)] = read_json(path)
-    ranges: Results = {}
-    for job in setup.range_jobs:
-        path = out / job.folder / "lr_range.json"
-        if not path.is_file():
-            return None, None
-        ranges[(job.algo, job.env_id)] = read_json(path)
-    return (tuned, ranges) if tuned or ranges else (None, None)
+    """(tuned, ranges) as an earlier run of this batch left them in ``out``: each the results of its
+    part of the setup phase when that part finished for every env, else None (the arms that use it
+    are planned with stand-ins). Read, not checked: the batch itself reruns its setup phase."""
+    keys = dict.fromkeys([(r.prepared.config.algo, r.env_id) for r in setup.tune_runs] + setup.trials)
+    tuned = _all_on_disk({key: out / "tune" / key[1] / "tuned_lr.json" for key in keys})
+    ranges = _all_on_disk({(job.algo, job.env_id): out / job.folder / "lr_range.json" for job in setup.range_jobs})
+    return tuned, ranges
+
+
+def _all_on_disk(paths: dict[tuple[str, str], Path]) -> Results | None:
+    """key -> the JSON at its path, when every path holds one (and there is at least one), else None."""
+    if not paths or not all(path.is_file() for path in paths.values()):
+        return None
+    return {key: read_json(path) for key, path in paths.items()}
 
 
 def _lr_scores(out: Path, runs: list[PlannedRun], criterion: str) -> dict[float, list[float]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 import os
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,16 @@ def test_tune_and_range_test_run_inside_compare_and_a_rerun_trains_nothing(tmp_p
     assert "setup: 4 runs, 4 already complete, 0 to run" in again.stdout
     assert h.mtimes(out) == before
     assert json.loads((out / "lr_range" / "CartPole-v1" / "lr_range.json").read_text()) == rng
+
+    partial = tmp_path / "partial"  # stopped after its tuning, before the range test: the dry-run plans from there
+    shutil.copytree(out, partial)
+    shutil.rmtree(partial / "lr_range")
+    shutil.rmtree(partial / "runs" / "CartPole-v1" / "from-range")
+    dry = h.ok(h.run("compare", spec, "--out", partial, "--dry-run", cwd=tmp_path)).stdout
+    states = [line.split()[2:4] + [line.split()[-1]] for line in dry.splitlines()
+              if line.startswith("CartPole-v1 ") and not line.split()[2].startswith("lr")]
+    assert states == [["fixed", "0", "finished"], ["fixed", "1", "finished"],
+                      ["from-range", "0", "not_started"], ["from-range", "1", "not_started"]], dry
 
     h.ok(h.run("report", out, "--reps", "50", cwd=tmp_path))
     md = (out / "report" / "report.md").read_text()
