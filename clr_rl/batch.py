@@ -475,20 +475,18 @@ def plan_setup(spec: Spec) -> SetupPlan:
 
 
 def _setup_on_disk(setup: SetupPlan, out: Path) -> tuple[Results | None, Results | None]:
-    """(tuned, ranges) as an earlier run of this batch left them in ``out``: each the results of its
-    part of the setup phase when that part finished for every env, else None (the arms that use it
-    are planned with stand-ins). Read, not checked: the batch itself reruns its setup phase."""
+    """(tuned, ranges) as an earlier run of this batch left them in ``out``: (algo, env) -> result for
+    each tuning and range test finished there, or None where none is (the arms whose values are
+    missing are planned with stand-ins). Read, not checked: the batch itself reruns its setup phase."""
     keys = dict.fromkeys([(r.prepared.config.algo, r.env_id) for r in setup.tune_runs] + setup.trials)
-    tuned = _all_on_disk({key: out / "tune" / key[1] / "tuned_lr.json" for key in keys})
-    ranges = _all_on_disk({(job.algo, job.env_id): out / job.folder / "lr_range.json" for job in setup.range_jobs})
+    tuned = _on_disk({key: out / "tune" / key[1] / "tuned_lr.json" for key in keys})
+    ranges = _on_disk({(job.algo, job.env_id): out / job.folder / "lr_range.json" for job in setup.range_jobs})
     return tuned, ranges
 
 
-def _all_on_disk(paths: dict[tuple[str, str], Path]) -> Results | None:
-    """key -> the JSON at its path, when every path holds one (and there is at least one), else None."""
-    if not paths or not all(path.is_file() for path in paths.values()):
-        return None
-    return {key: read_json(path) for key, path in paths.items()}
+def _on_disk(paths: dict[tuple[str, str], Path]) -> Results | None:
+    """key -> the JSON at its path, for the paths that hold one; None when none does."""
+    return {key: read_json(path) for key, path in paths.items() if path.is_file()} or None
 
 
 def _lr_scores(out: Path, runs: list[PlannedRun], criterion: str) -> dict[float, list[float]]:

@@ -549,7 +549,7 @@ def _tuned_value(spec: Spec, arm: Arm, env_id: str, family: str,
 
     key = (arm.algo, env_id)
     if spec.tune is not None:
-        if tuned is None:
+        if tuned is None or key not in tuned:
             return 1e-3, "tuned in this batch (pending)", {}
         result = tuned[key]
         note = f"tuned in this batch: {result['method']}, criterion {result['criterion']}, seeds {result['seeds']}"
@@ -612,7 +612,7 @@ def _zoo_value(spec: Spec, arm: Arm, env_id: str, family: str) -> tuple[float, s
 def _range_bounds(spec: Spec, arm: Arm, env_id: str, ranges: Results | None) -> tuple[dict[str, float] | None, str]:
     if not arm.refers_to("range"):
         return None, ""
-    if ranges is None:
+    if ranges is None or (arm.algo, env_id) not in ranges:
         return {"base_lr": 1e-4, "max_lr": 1e-3}, "LR range test in this batch (pending)"
     r = ranges[(arm.algo, env_id)]
     return ({"base_lr": float(r["base_lr"]), "max_lr": float(r["max_lr"])},
@@ -622,9 +622,9 @@ def _range_bounds(spec: Spec, arm: Arm, env_id: str, ranges: Results | None) -> 
 def plan(spec: Spec, *, tuned: Results | None = None, ranges: Results | None = None) -> list[PlannedRun]:
     """Resolve and validate every arm run of the spec (env ids, LRs, hyperparameters, aliasing).
 
-    ``tuned`` / ``ranges`` hold the batch's own tuning and range-test results; without them a
-    ``[tune]`` / ``[lr_range]`` spec is planned with stand-in values: a check of everything but
-    the values themselves, before any tuning runs.
+    ``tuned`` / ``ranges`` hold the batch's own tuning and range-test results; without them (or
+    for an (algo, env) they lack) a ``[tune]`` / ``[lr_range]`` spec is planned with stand-in values:
+    a check of everything but the values themselves, before any tuning runs.
     """
     from clr_rl.envs import env_family
     from clr_rl.runner import prepare

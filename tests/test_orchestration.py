@@ -225,6 +225,13 @@ def test_tune_and_range_test_run_inside_compare_and_a_rerun_trains_nothing(tmp_p
               if line.startswith("CartPole-v1 ") and not line.split()[2].startswith("lr")]
     assert states == [["fixed", "0", "finished"], ["fixed", "1", "finished"],
                       ["from-range", "0", "not_started"], ["from-range", "1", "not_started"]], dry
+    wider = tmp_path / "wider.toml"  # the finished batch with an env added: only the new env's setup and arms remain
+    wider.write_text(spec.read_text().replace('envs = ["CartPole-v1"]', 'envs = ["CartPole-v1", "Acrobot-v1"]'))
+    dry = h.ok(h.run("compare", wider, "--out", out, "--dry-run", cwd=tmp_path)).stdout
+    arms = [line.split() for line in dry.splitlines() if line.split()[:1] in (["CartPole-v1"], ["Acrobot-v1"])
+            and not line.split()[2].startswith("lr")]
+    assert {(a[0], a[-1]) for a in arms} == {("CartPole-v1", "finished"), ("Acrobot-v1", "not_started")}, dry
+    assert len(arms) == 8 and "setup-tune" not in dry
 
     h.ok(h.run("report", out, "--reps", "50", cwd=tmp_path))
     md = (out / "report" / "report.md").read_text()
