@@ -399,6 +399,7 @@ class RangeJob:
     points: int
     lr_range: tuple[float, float]
     grid: tuple[float, float, int]
+    budget: int | None = None  # the arms' timesteps (a DQN sweep's short runs explore as their start)
 
 
 @dataclass(frozen=True)
@@ -470,7 +471,7 @@ def plan_setup(spec: Spec) -> SetupPlan:
                     single_resolution(algo, env_id, timesteps, overrides=dict(base.overrides), points=r.points,
                                       start_lr=r.lr_range[0], end_lr=r.lr_range[1])
             jobs.append(RangeJob(algo, env_id, r.method, timesteps, r.seeds, seed, f"lr_range/{env_id}",
-                                 dict(base.overrides), base.device, r.points, r.lr_range, r.grid))
+                                 dict(base.overrides), base.device, r.points, r.lr_range, r.grid, base.timesteps))
     return SetupPlan(tune_runs, trials, jobs)
 
 
@@ -596,7 +597,7 @@ def run_range_tests(setup: SetupPlan, out: Path, workers: int | None = None) -> 
                 grid = ":".join(f"{v:g}" for v in job.grid)
                 tuning.lr_range_sweep(algo=job.algo, env_id=job.env_id, timesteps=job.timesteps, out=folder,
                                       grid=grid, seeds=job.seeds, overrides=job.overrides, device=job.device,
-                                      workers=workers, first_seed=job.seed)
+                                      workers=workers, first_seed=job.seed, budget=job.budget)
             result = read_json(result_file)
             result.setdefault("wall_seconds", round(time.time() - t0, 3))
             write_json_atomic(result_file, result)

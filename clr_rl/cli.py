@@ -168,7 +168,8 @@ def _lr_range_cmd(args: argparse.Namespace) -> int:
     if args.method == "sweep":
         lr_range_sweep(algo=args.algo, env_id=args.env, timesteps=args.timesteps, out=args.out, grid=args.grid,
                        seeds=args.seeds, criterion=args.criterion, overrides=overrides, workers=args.workers,
-                       eval_every=args.eval_every, eval_episodes=args.eval_episodes, device=args.device)
+                       eval_every=args.eval_every, eval_episodes=args.eval_episodes, device=args.device,
+                       budget=args.budget)
     else:
         lo, hi = parse_range(args.range)
         lr_range_single(algo=args.algo, env_id=args.env, timesteps=args.timesteps, out=args.out, start_lr=lo,
@@ -275,6 +276,10 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--method", choices=("sweep", "single"), default="sweep")
             p.add_argument("--seeds", type=int, default=2, help="seeds per LR (sweep)")
             p.add_argument("--grid", default="1e-5:1e-2:7", metavar="LO:HI:N", help="LRs of the sweep")
+            p.add_argument("--budget", type=int, metavar="N",
+                           help="sweep: the timesteps of the runs the range is for; shorter DQN sweep runs then "
+                                "explore as the start of such a run (their exploration_fraction scaled by N / "
+                                "--timesteps)")
             p.add_argument("--range", default="1e-6:1e-1", metavar="LO:HI", help="LR ramp of the single run")
             p.add_argument("--points", type=int, default=24,
                            help="single run: LR points to measure at least (a budget too small is refused)")

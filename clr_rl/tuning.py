@@ -21,7 +21,7 @@ from typing import Any
 from clr_rl.errors import ConfigError
 from clr_rl.store import read_json, write_text_atomic
 
-__all__ = ["Resolution", "dqn_resolution", "first_unhealthy", "lr_grid", "lr_range_single", "lr_range_sweep",
+__all__ = ["Resolution", "dqn_resolution", "explore_as_budget", "first_unhealthy", "lr_grid", "lr_range_single", "lr_range_sweep",
            "parse_grid", "parse_range", "ppo_resolution", "ramp_progress", "single_resolution", "suggest_from_sweep",
            "td_loss_unhealthy", "tune"]
 
@@ -71,6 +71,30 @@ def lr_grid(lo: float, hi: float, n: int) -> list[float]:
     [0.0001, 0.001, 0.01]
     """
     return [float(f"{lo * (hi / lo) ** (i / (n - 1)):.3g}") for i in range(n)]
+
+
+def explore_as_budget(algo: str, env_id: str, timesteps: int, budget: int | None,
+                      overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` for a short DQN run of ``timesteps`` that explores as the first ``timesteps`` of a
+    run of ``budget`` would: SB3's epsilon falls over ``exploration_fraction`` of *the run's own*
+    timesteps, so a run a fifth as long explores a fifth as long, and a short sweep would score a
+    different agent. Its exploration_fraction becomes ``fraction x budget / timesteps`` (it may exceed 1:
+    epsilon then has not reached its floor when the short run ends). PPO, or no budget: unchanged.
+
+    >>> explore_as_budget("dqn", "Acrobot-v1", 20_000, 100_000, {})
+    {'exploration_fraction': 0.6}
+    """
+    if budget is not None and budget < 1:
+        raise ConfigError(f"--budget={budget} must be >= 1")
+    if algo != "dqn" or budget is None or budget == timesteps:
+        return overrides
+    from clr_rl.runner import RunConfig, prepare
+    from clr_rl.schedules import Constant
+
+    agent = prepare(RunConfig(algo=algo, env_id=env_id, schedule=Constant(1e-3), timesteps=budget,
+                              overrides=overrides)).agent
+    fraction = float(agent.hyperparams["exploration_fraction"])
+    return {**overrides, "exploration_fraction": float(f"{fraction * budget / timesteps:.6g}")}
 
 
 def _sweep_runs(algo: str, env_id: str, timesteps: int, seeds: int, lrs: list[float], overrides: dict[str, Any],
@@ -275,20 +299,22 @@ def _write_result(out: Path, result: dict[str, Any]) -> None:
 def lr_range_sweep(*, algo: str, env_id: str, timesteps: int, out: Path, grid: str = "1e-5:1e-2:7", seeds: int = 2,
                    criterion: str = "auc", overrides: dict[str, Any] | None = None, workers: int | None = None,
                    eval_every: int | None = None, eval_episodes: int | None = None,
-                   device: str = "auto", first_seed: int = 0) -> dict[str, Any]:
+                   device: str = "auto", first_seed: int = 0, budget: int | None = None) -> dict[str, Any]:
     """LR range test by sweep: short runs at log-spaced fixed LRs (the same runs as ``tune``), on
-    seeds ``first_seed .. first_seed + seeds - 1`` (a batch passes seeds disjoint from its evaluation seeds)."""
+    seeds ``first_seed .. first_seed + seeds - 1`` (a batch passes seeds disjoint from its evaluation
+    seeds). ``budget``: the timesteps of the runs the range is for; a DQN sweep's shorter runs then
+    explore as the start of such a run (:func:`explore_as_budget`)."""
     from clr_rl.batch import execute
     from clr_rl.plots import plot_lr_range
 
     out = Path(out)
     _check_common(algo, timesteps, seeds, criterion, out)
     lrs = lr_grid(*parse_grid(grid))
-    runs = _sweep_runs(algo, env_id, timesteps, seeds, lrs, dict(overrides or {}), eval_every, eval_episodes, device,
-                       first_seed)
+    overrides = explore_as_budget(algo, env_id, timesteps, budget, dict(overrides or {}))
+    runs = _sweep_runs(algo, env_id, timesteps, seeds, lrs, overrides, eval_every, eval_episodes, device, first_seed)
     meta = {"name": f"lr-range-{algo}-{env_id}".replace("/", "_"), "baseline": None,
             "spec": {"lr_range": {"method": "sweep", "grid": grid, "seeds": seeds, "first_seed": first_seed,
-                                  "timesteps": timesteps}}}
+                                  "timesteps": timesteps, "budget": budget, "overrides": overrides}}}
     execute(runs, out, meta=meta, workers=workers, quiet=True)
     per_seed = _scores(out, runs, criterion)
     if len(per_seed) < 2:
@@ -303,7 +329,8 @@ def lr_range_sweep(*, algo: str, env_id: str, timesteps: int, out: Path, grid: s
               "criterion": criterion, "scores": [{"lr": lr, "mean": means[lr], "per_seed": per_seed[lr]}
                                                  for lr in sorted(means)],
               "base_lr": base, "max_lr": max_lr, "rule": how, "suggested_schedule": spec,
-              "cost_timesteps": _cost(out, runs)}
+              "cost_timesteps": _cost(out, runs), "budget": budget,
+              "exploration_fraction": overrides.get("exploration_fraction")}
     _write_result(out, result)
     return result
 

@@ -264,6 +264,7 @@ def test_a_range_sweep_in_a_batch_uses_seeds_apart_from_the_evaluation_seeds_and
     result = json.loads((folder / "lr_range.json").read_text())
     assert [row["lr"] for row in result["scores"]] == [1e-4, 1e-3, 1e-2]
     assert all(len(row["per_seed"]) == 2 for row in result["scores"])
+    assert (result["budget"], result["exploration_fraction"]) == (1024, None)  # the arms' budget; PPO: as is
     rows = {r["arm"]: r for r in _read_csv(out / "summary.csv")}
     assert rows["from-range"]["schedule"].startswith(
         f"triangular:base_lr={result['base_lr']:g},max_lr={result['max_lr']:g}")

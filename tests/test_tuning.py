@@ -882,3 +882,42 @@ def test_bad_arguments_through_the_console_script(tmp_path: Path) -> None:
     assert proc.stdout == "" and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("clr-rl: error: --grid=")
     assert not (tmp_path / "o").exists()
+
+
+def _epsilon_curve(timesteps: int, overrides: dict[str, Any], at: list[int]) -> list[float]:
+    """SB3's own exploration schedule of a DQN run of ``timesteps`` on CartPole-v1, at timesteps ``at``."""
+    from clr_rl.agents import build_model
+    from clr_rl.envs import make_env
+
+    prepared = prepare(RunConfig(algo="dqn", env_id="CartPole-v1", schedule=Triangular(base_lr=1e-4, max_lr=1e-3, cycles=1),
+                                 timesteps=timesteps, overrides=overrides))
+    env = make_env("CartPole-v1", n_envs=1, seed=0, normalize=False)
+    model = build_model(prepared.agent, env, prepared.schedule, seed=0, device="cpu")
+    try:
+        return [float(model.exploration_schedule(1 - n / timesteps)) for n in at]
+    finally:
+        env.close()
+
+
+def test_a_short_dqn_sweep_run_explores_as_the_start_of_the_full_budget_run() -> None:
+    from clr_rl.tuning import explore_as_budget
+
+    overrides = explore_as_budget("dqn", "CartPole-v1", 10_000, 50_000, {})
+    assert overrides == {"exploration_fraction": pytest.approx(0.16 * 5)}  # agents/dqn.toml: 0.16 on CartPole-v1
+    at = [0, 2_000, 4_000, 7_999, 9_999]
+    full = _epsilon_curve(50_000, {}, at)
+    assert full[0] == pytest.approx(1.0) and full[-1] < full[0]
+    assert _epsilon_curve(10_000, overrides, at) == pytest.approx(full, rel=1e-12)
+    assert _epsilon_curve(10_000, {}, at) != pytest.approx(full, rel=1e-3)  # the unscaled short run explores less
+    assert explore_as_budget("ppo", "CartPole-v1", 10_000, 50_000, {"n_steps": 64}) == {"n_steps": 64}
+
+
+def test_lr_range_sweep_with_a_budget_records_the_scaled_exploration(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "dqn-sweep"
+    ok(run_main(capsys, "lr-range", "--method", "sweep", "--algo", "dqn", "--env", "CartPole-v1", "--timesteps",
+                "1100", "--budget", "2200", "--grid", "1e-4:1e-3:2", "--seeds", "1", "--workers", "2", "--out", out))
+    result = json.loads((out / "lr_range.json").read_text())
+    assert (result["budget"], result["exploration_fraction"]) == (2200, pytest.approx(0.32))
+    configs = [json.loads(p.read_text())["config"] for p in out.glob("runs/*/*/*/run.json")]
+    assert len(configs) == 2 and all(c["overrides"] == {"exploration_fraction": 0.32} for c in configs)
