@@ -312,8 +312,14 @@ def decide(tests: dict[str, dict[str, Any]], *, alpha: float = 0.05, margin: flo
             verdict, reason = ("BEATS" if lo > 0.5 else "WORSE"), f"CI excludes 0.5, permutation p {t['p_value']:.3g}"
         elif 0.5 - margin <= lo and hi <= 0.5 + margin:
             verdict, reason = "EQUIVALENT", f"CI inside [{0.5 - margin:.3g}, {0.5 + margin:.3g}]"
-        else:
+        elif not (lo > 0.5 or hi < 0.5):
             verdict, reason = "INCONCLUSIVE", "the CI neither excludes 0.5 nor lies inside the equivalence margin"
+        elif not rejected:
+            verdict, reason = "INCONCLUSIVE", (f"the CI excludes 0.5 but the permutation test does not reject at "
+                                               f"the Holm level (p {t['p_value']:.3g} > {level:.3g})")
+        else:
+            verdict, reason = "INCONCLUSIVE", ("the CI excludes 0.5 and the permutation test rejects, but Holm's "
+                                               "step-down stopped at an arm with a smaller p-value")
         out[arm] = Decision(verdict, level, (lo, hi), reason)
     return {a: out[a] for a in tests}
 

@@ -105,6 +105,23 @@ def test_decide_four_outcomes_and_margin() -> None:
             stats.decide(tests, margin=bad)
 
 
+def test_an_inconclusive_verdict_says_which_guard_held_it_back() -> None:
+    """BEATS needs both guards: the bootstrap CI at the Holm level excluding 0.5 and the permutation test
+    rejecting at that level. When only the CI does, the reason must not claim the CI includes 0.5."""
+    samples = np.linspace(0.52, 0.98, 401)  # every quantile above 0.5
+    one = stats.decide({"arm": {"estimate": 0.76, "samples": samples, "p_value": 0.019}})["arm"]
+    assert one.verdict == "BEATS" and one.level == pytest.approx(0.05)
+    three = stats.decide({"arm": {"estimate": 0.76, "samples": samples, "p_value": 0.019},
+                          "b": {"estimate": 0.5, "samples": np.linspace(0.2, 0.8, 401), "p_value": 0.9},
+                          "c": {"estimate": 0.5, "samples": np.linspace(0.2, 0.8, 401), "p_value": 0.8}})
+    arm = three["arm"]  # Holm level 0.05 / 3 = 0.0167 < p 0.019: not rejected
+    assert arm.verdict == "INCONCLUSIVE" and arm.ci[0] > 0.5
+    assert arm.reason == "the CI excludes 0.5 but the permutation test does not reject at the Holm level (p 0.019 > 0.0167)"
+    stopped = stats.decide({"a": {"estimate": 0.5, "samples": np.linspace(0.2, 0.8, 401), "p_value": 0.001},
+                            "b": {"estimate": 0.76, "samples": samples, "p_value": 0.002}})["b"]
+    assert stopped.verdict == "INCONCLUSIVE" and "step-down stopped" in stopped.reason
+
+
 def test_calibration_no_spurious_verdicts_when_every_arm_equals_the_baseline() -> None:
     """300 simulated batches (4 arms vs a baseline, all from one distribution, 5 seeds x 2 envs):
     the share with any BEATS/WORSE stays <= 0.05 + 2.5 standard errors of simulation noise."""
