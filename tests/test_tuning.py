@@ -862,6 +862,7 @@ def test_lr_range_single_dqn_reports_td_loss(tmp_path: Path, capsys: pytest.Capt
     (["lr-range", "--method", "sweep", "--grid", "1e-2:1e-4:3"], "--grid"),
     (["lr-range", "--method", "sweep", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
     (["lr-range", "--method", "single", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
+    (["lr-range", "--method", "sweep", "--algo", "dqn", "--budget", "0"], "--budget=0 must be >= 1"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args: list[str], needle: str, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
@@ -889,8 +890,9 @@ def _epsilon_curve(timesteps: int, overrides: dict[str, Any], at: list[int]) -> 
     from clr_rl.agents import build_model
     from clr_rl.envs import make_env
 
-    prepared = prepare(RunConfig(algo="dqn", env_id="CartPole-v1", schedule=Triangular(base_lr=1e-4, max_lr=1e-3, cycles=1),
-                                 timesteps=timesteps, overrides=overrides))
+    schedule = Triangular(base_lr=1e-4, max_lr=1e-3, cycles=1)
+    prepared = prepare(RunConfig(algo="dqn", env_id="CartPole-v1", schedule=schedule, timesteps=timesteps,
+                                 overrides=overrides))
     env = make_env("CartPole-v1", n_envs=1, seed=0, normalize=False)
     model = build_model(prepared.agent, env, prepared.schedule, seed=0, device="cpu")
     try:
