@@ -21,9 +21,9 @@ from typing import Any
 from clr_rl.errors import ConfigError
 from clr_rl.store import read_json, write_text_atomic
 
-__all__ = ["Resolution", "dqn_resolution", "explore_as_budget", "first_unhealthy", "lr_grid", "lr_range_single", "lr_range_sweep",
-           "parse_grid", "parse_range", "ppo_resolution", "ramp_progress", "single_resolution", "suggest_from_sweep",
-           "td_loss_unhealthy", "tune"]
+__all__ = ["Resolution", "dqn_resolution", "explore_as_budget", "first_unhealthy", "lr_grid", "lr_range_single",
+           "lr_range_sweep", "parse_grid", "parse_range", "ppo_resolution", "ramp_progress", "single_resolution",
+           "suggest_from_sweep", "td_loss_unhealthy", "tune"]
 
 CRITERIA = ("auc", "final")
 
@@ -338,10 +338,10 @@ def lr_range_sweep(*, algo: str, env_id: str, timesteps: int, out: Path, grid: s
 # ------------------------------------------------------------------ single-run range test
 
 WINDOW = 3  # points in the running median of the health rule
+SPIKE = 10.0  # a single value above SPIKE x the limit is a catastrophe, not noise
 DQN_SINGLE_WARNING = (
     "warning: the single-run range test is not validated for DQN: on CartPole-v1 and LunarLander-v3 it gave max_lr "
     "30-300x below the LRs a sweep found best (results/reference/classic-dqn/NOTES.md); use method sweep for DQN")
-SPIKE = 10.0  # a single value above SPIKE x the limit is a catastrophe, not noise
 
 
 @dataclass(frozen=True)

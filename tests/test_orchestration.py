@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import shutil
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +221,7 @@ def test_tune_and_range_test_run_inside_compare_and_a_rerun_trains_nothing(tmp_p
     shutil.rmtree(partial / "lr_range")
     shutil.rmtree(partial / "runs" / "CartPole-v1" / "from-range")
     dry = h.ok(h.run("compare", spec, "--out", partial, "--dry-run", cwd=tmp_path)).stdout
-    states = [line.split()[2:4] + [line.split()[-1]] for line in dry.splitlines()
+    states = [[*line.split()[2:4], line.split()[-1]] for line in dry.splitlines()
               if line.startswith("CartPole-v1 ") and not line.split()[2].startswith("lr")]
     assert states == [["fixed", "0", "finished"], ["fixed", "1", "finished"],
                       ["from-range", "0", "not_started"], ["from-range", "1", "not_started"]], dry

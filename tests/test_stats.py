@@ -116,7 +116,8 @@ def test_an_inconclusive_verdict_says_which_guard_held_it_back() -> None:
                           "c": {"estimate": 0.5, "samples": np.linspace(0.2, 0.8, 401), "p_value": 0.8}})
     arm = three["arm"]  # Holm level 0.05 / 3 = 0.0167 < p 0.019: not rejected
     assert arm.verdict == "INCONCLUSIVE" and arm.ci[0] > 0.5
-    assert arm.reason == "the CI excludes 0.5 but the permutation test does not reject at the Holm level (p 0.019 > 0.0167)"
+    assert arm.reason == ("the CI excludes 0.5 but the permutation test does not reject at the Holm level "
+                          "(p 0.019 > 0.0167)")
     stopped = stats.decide({"a": {"estimate": 0.5, "samples": np.linspace(0.2, 0.8, 401), "p_value": 0.001},
                             "b": {"estimate": 0.76, "samples": samples, "p_value": 0.002}})["b"]
     assert stopped.verdict == "INCONCLUSIVE" and "step-down stopped" in stopped.reason
