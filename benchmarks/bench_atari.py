@@ -1,6 +1,6 @@
 """Benchmark: the "ale" Atari pipeline (AleVecEnv over ale_py.AtariVectorEnv) vs SB3's, side by side.
 
-1. env steps/s, random actions, 8 envs, PongNoFrameskip-v4: clr_rl.envs.make_env(vec_env="ale")
+1. env steps/s, random actions, 8 envs, PongNoFrameskip-v4: clr_rl.run.envs.make_env(vec_env="ale")
    vs make_env(vec_env="sb3") (make_atari_env + VecFrameStack + VecTransposeImage), each for
    ``--seconds``; the bare ale_py.AtariVectorEnv is shown too, to see what the adapter costs.
    Target: ale / sb3 >= 2.5x on a 2-core machine.
@@ -43,7 +43,7 @@ def env_rate(vec_env: str, seconds: float, n_envs: int = 8) -> float:
         env.reset(seed=0)
         step = lambda a: env.step(a)  # noqa: E731
     else:
-        from clr_rl.envs import make_env
+        from clr_rl.run.envs import make_env
 
         env = make_env(ENV_ID, n_envs=n_envs, seed=0, normalize=False, vec_env=vec_env)
         env.reset()
@@ -67,9 +67,9 @@ def ppo_rate(vec_env: str, device: str, timesteps: int, threads: int, queue: Any
     import torch
 
     torch.set_num_threads(threads)
-    from clr_rl.agents import agent_config, build_model
-    from clr_rl.envs import env_family, make_env
-    from clr_rl.schedules import Triangular2
+    from clr_rl.run.agents import agent_config, build_model
+    from clr_rl.run.envs import env_family, make_env
+    from clr_rl.schedules.cyclical import Triangular2
 
     agent = agent_config("ppo", ENV_ID, env_family(ENV_ID))
     env = make_env(ENV_ID, n_envs=agent.n_envs, seed=0, normalize=False, vec_env=vec_env)

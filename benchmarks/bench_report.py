@@ -2,7 +2,7 @@
 
 The batch folder is written in the format ``clr-rl compare`` writes (``batch.execute`` and
 ``runner.train``): ``spec.resolved.json`` with every run's resolved config (from the real
-``clr_rl.runner.prepare``, so ids, schedules and agent settings are the genuine article),
+``clr_rl.run.prepare.prepare``, so ids, schedules and agent settings are the genuine article),
 and per run ``runs/<env>/<arm>/seed<k>/run.json`` (status finished, config, versions,
 final_eval, auc, wall_seconds) and ``evaluations.csv`` with 50 evaluation points. The
 returns are synthetic learning curves between each env's random and reference score from
@@ -60,9 +60,10 @@ def synthesise(out: Path, *, n_envs: int, n_arms: int, n_seeds: int, points: int
     """Write the batch folder; returns the number of runs."""
     import numpy as np
 
-    from clr_rl.agents import agent_config
-    from clr_rl.envs import env_family, env_info
-    from clr_rl.runner import RunConfig, prepare
+    from clr_rl.run.agents import agent_config
+    from clr_rl.run.config import RunConfig
+    from clr_rl.run.envs import env_family, env_info
+    from clr_rl.run.prepare import prepare
 
     envs = ENVS[:n_envs]
     arms = list(ARMS.items())[:n_arms]

@@ -33,21 +33,28 @@ from clr_rl.schedules import (
 __version__ = "0.1.0"
 
 # The Python API behind the CLI, loaded on first use so that `import clr_rl` (and `clr-rl --help`) stays light.
-# (The report is `clr_rl.report.report`: the name `report` is its module's.)
+# (The report is `clr_rl.analysis.report.report`: the name `report` is its module's.)
 _API = {
-    "compare": "clr_rl.batch", "execute": "clr_rl.batch",
-    "RunConfig": "clr_rl.runner", "prepare": "clr_rl.runner", "resume": "clr_rl.runner", "train": "clr_rl.runner",
-    "load_spec": "clr_rl.specs", "plan": "clr_rl.specs",
-    "lr_range_single": "clr_rl.tuning", "lr_range_sweep": "clr_rl.tuning", "tune": "clr_rl.tuning",
-    "tradeoff": "clr_rl.tradeoff",
+    "compare": "clr_rl.compare.driver", "execute": "clr_rl.execute.batch",
+    "RunConfig": "clr_rl.run.config", "prepare": "clr_rl.run.prepare", "resume": "clr_rl.run.train",
+    "train": "clr_rl.run.train",
+    "load_spec": "clr_rl.compare.spec", "plan": "clr_rl.compare.plan",
+    "lr_range_single": "clr_rl.phases.lr_single", "lr_range_sweep": "clr_rl.phases.lr_sweep", "tune": "clr_rl.phases.tune",
+    "tradeoff": "clr_rl.phases.tradeoff",
 }
 
 if TYPE_CHECKING:
-    from clr_rl.batch import compare, execute
-    from clr_rl.runner import RunConfig, prepare, resume, train
-    from clr_rl.specs import load_spec, plan
-    from clr_rl.tradeoff import tradeoff
-    from clr_rl.tuning import lr_range_single, lr_range_sweep, tune
+    from clr_rl.compare.driver import compare
+    from clr_rl.compare.plan import plan
+    from clr_rl.compare.spec import load_spec
+    from clr_rl.execute.batch import execute
+    from clr_rl.phases.lr_single import lr_range_single
+    from clr_rl.phases.lr_sweep import lr_range_sweep
+    from clr_rl.phases.tradeoff import tradeoff
+    from clr_rl.phases.tune import tune
+    from clr_rl.run.config import RunConfig
+    from clr_rl.run.prepare import prepare
+    from clr_rl.run.train import resume, train
 
 
 def __getattr__(name: str) -> Any:

@@ -30,7 +30,7 @@ def _validating(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 @_validating
 def _schedule_cmd(args: argparse.Namespace) -> int:
-    from clr_rl.schedules import bind_total_timesteps, parse_schedule
+    from clr_rl.schedules.text import bind_total_timesteps, parse_schedule
 
     if args.timesteps < 1:
         raise ValueError(f"--timesteps={args.timesteps} must be >= 1")
@@ -47,7 +47,7 @@ def _schedule_cmd(args: argparse.Namespace) -> int:
         p = 1 - t / args.timesteps
         print(f"{t:>12d}  {p:>18.4f}  {schedule(p):>12.6g}")
     if args.png is not None:
-        from clr_rl.plots import plot_schedule
+        from clr_rl.schedules.plot import plot_schedule
 
         plot_schedule(schedule, args.timesteps, args.png)
         print(f"wrote {args.png}")
@@ -63,8 +63,9 @@ def _check_png(path: Path) -> None:
 
 def _train_cmd(args: argparse.Namespace) -> int:
     from clr_rl.errors import Diverged
-    from clr_rl.record import Status
-    from clr_rl.runner import check_out_dir, prepare, resume, train
+    from clr_rl.run.prepare import check_out_dir, prepare
+    from clr_rl.run.record import Status
+    from clr_rl.run.train import resume, train
 
     try:
         if args.resume:
@@ -89,7 +90,7 @@ def _train_cmd(args: argparse.Namespace) -> int:
 
 def _add_setting_flags(p: argparse.ArgumentParser) -> None:
     """``clr-rl train``'s flags, one per run setting that has one (see ``RunConfig``)."""
-    from clr_rl.runner import RunConfig
+    from clr_rl.run.config import RunConfig
 
     for name, s in RunConfig.settings().items():
         if s.flag is None:
@@ -107,9 +108,9 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
 
 def _run_config(args: argparse.Namespace) -> Any:
     """A RunConfig from ``train``'s flags: each setting parsed by its own rule, flags named in errors."""
-    from clr_rl.agents import parse_overrides
     from clr_rl.errors import ConfigError, config_errors
-    from clr_rl.runner import RunConfig
+    from clr_rl.run.agents import parse_overrides
+    from clr_rl.run.config import RunConfig
 
     kwargs: dict[str, Any] = {}
     for name, s in RunConfig.settings().items():
@@ -129,8 +130,8 @@ def _run_config(args: argparse.Namespace) -> Any:
             raise ConfigError(f"{s.flag}={value!r}: {exc}") from None
         kwargs[name] = value
     if "schedule" not in kwargs:  # default: the env's fixed LR shipped in agents/ (constant)
-        from clr_rl.agents import agent_config
-        from clr_rl.envs import env_family
+        from clr_rl.run.agents import agent_config
+        from clr_rl.run.envs import env_family
 
         with config_errors():
             agent = agent_config(kwargs.get("algo", "ppo"), kwargs["env_id"], env_family(kwargs["env_id"]),
@@ -142,7 +143,7 @@ def _run_config(args: argparse.Namespace) -> Any:
 
 
 def _compare_cmd(args: argparse.Namespace) -> int:
-    from clr_rl.batch import compare
+    from clr_rl.compare.driver import compare
 
     return compare(args.spec, out=args.out, workers=args.workers, dry_run=args.dry_run,
                    retry_failed=args.retry_failed, backend=args.backend, address=args.address, device=args.device,
@@ -150,8 +151,8 @@ def _compare_cmd(args: argparse.Namespace) -> int:
 
 
 def _tune_cmd(args: argparse.Namespace) -> int:
-    from clr_rl.agents import parse_overrides
-    from clr_rl.tuning import tune
+    from clr_rl.phases.tune import tune
+    from clr_rl.run.agents import parse_overrides
 
     record = tune(algo=args.algo, env_id=args.env, timesteps=args.timesteps, seeds=args.seeds, out=args.out,
                   grid=args.grid, trials=args.trials, lr_range=args.range, criterion=args.criterion,
@@ -161,8 +162,10 @@ def _tune_cmd(args: argparse.Namespace) -> int:
 
 
 def _lr_range_cmd(args: argparse.Namespace) -> int:
-    from clr_rl.agents import parse_overrides
-    from clr_rl.tuning import lr_range_single, lr_range_sweep, parse_range
+    from clr_rl.phases.lr_single import lr_range_single
+    from clr_rl.phases.lr_sweep import lr_range_sweep
+    from clr_rl.phases.tune import parse_range
+    from clr_rl.run.agents import parse_overrides
 
     overrides = parse_overrides(args.hp)
     if args.method == "sweep":
@@ -179,9 +182,9 @@ def _lr_range_cmd(args: argparse.Namespace) -> int:
 
 @_validating
 def _tradeoff_cmd(args: argparse.Namespace) -> int:
-    from clr_rl.agents import parse_overrides
     from clr_rl.errors import ConfigError
-    from clr_rl.tradeoff import tradeoff
+    from clr_rl.phases.tradeoff import tradeoff
+    from clr_rl.run.agents import parse_overrides
 
     max_lr: float | str = args.max_lr
     if max_lr != "tuned":
@@ -199,20 +202,20 @@ def _tradeoff_cmd(args: argparse.Namespace) -> int:
 
 
 def _status_cmd(args: argparse.Namespace) -> int:
-    from clr_rl.batch import print_status
+    from clr_rl.execute.summary import print_status
 
     return print_status(args.dir)
 
 
 def _report_cmd(args: argparse.Namespace) -> int:
-    from clr_rl.report import report
+    from clr_rl.analysis.report import report
 
     return report(args.dir, baseline=args.baseline, reps=args.reps, seed=args.seed, margin=args.margin)
 
 
 @_validating
 def _tensorboard_cmd(args: argparse.Namespace) -> int:
-    from clr_rl.tensorboard import serve
+    from clr_rl.analysis.tensorboard import serve
 
     return serve(args.dir, port=args.port)
 

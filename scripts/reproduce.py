@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arm", action="append", help="only this arm (repeatable; default every arm)")
     args = parser.parse_args(argv)
 
-    from clr_rl.runner import RunConfig, prepare, train
+    from clr_rl.run.config import RunConfig
+    from clr_rl.run.prepare import prepare
+    from clr_rl.run.train import train
 
     failures = 0
     for ref in _references(args.references):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from clr_rl.envs import check_vec_env, make_env
+from clr_rl.run.envs import check_vec_env, make_env
 
 PONG = "PongNoFrameskip-v4"
 BREAKOUT = "BreakoutNoFrameskip-v4"
@@ -57,7 +57,7 @@ def test_check_vec_env_names_field_value_and_rule() -> None:
 
 
 def test_settings_follow_the_registered_id() -> None:
-    from clr_rl.envs import _ale_settings
+    from clr_rl.run.envs import _ale_settings
 
     assert _ale_settings(PONG) == {"game": "pong", "repeat_action_probability": 0.0,
                                    "full_action_space": False, "max_num_frames_per_episode": 108_000}

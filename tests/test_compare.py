@@ -121,7 +121,7 @@ def test_batch_summary_matches_run_folders(tiny: dict[str, Any]) -> None:
     assert "tiny: 8 runs, 0 already complete, 8 to run, 2 local workers" in tiny["proc"].stdout
     assert (out / "spec.toml").read_text() == tiny["spec"].read_text()
     rows = _read_csv(out / "summary.csv")
-    from clr_rl.batch import SUMMARY_COLUMNS
+    from clr_rl.execute.summary import SUMMARY_COLUMNS
 
     assert list(rows[0]) == list(SUMMARY_COLUMNS)
     keys = [(r["env"], r["arm"], r["seed"]) for r in rows]
@@ -182,8 +182,9 @@ def test_rerun_retrains_nothing(tiny: dict[str, Any]) -> None:
 
 
 def test_dry_run_lists_runs_and_writes_nothing(tiny: dict[str, Any], tmp_path: Path) -> None:
-    from clr_rl.batch import estimate
-    from clr_rl.specs import load_spec, plan
+    from clr_rl.compare.plan import plan
+    from clr_rl.compare.spec import load_spec
+    from clr_rl.execute.estimates import estimate
 
     runs = plan(load_spec(tiny["spec"]))
     out = tmp_path / "never"
@@ -288,8 +289,9 @@ def test_crashing_arm_is_isolated_and_retried(tmp_path: Path, h: Any) -> None:
 
 
 def test_memory_estimate_and_refusal(tmp_path: Path) -> None:
-    from clr_rl.batch import estimate
-    from clr_rl.specs import load_spec, plan
+    from clr_rl.compare.plan import plan
+    from clr_rl.compare.spec import load_spec
+    from clr_rl.execute.estimates import estimate
 
     pytest.importorskip("ale_py")
     spec = tmp_path / "pong.toml"

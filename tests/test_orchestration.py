@@ -19,10 +19,13 @@ from typing import Any
 
 import pytest
 
+from clr_rl.compare.plan import plan
+from clr_rl.compare.spec import load_spec
 from clr_rl.errors import ConfigError
-from clr_rl.record import RunRecord, Status
-from clr_rl.runner import RunConfig, prepare, train
-from clr_rl.specs import load_spec, plan
+from clr_rl.run.config import RunConfig
+from clr_rl.run.prepare import prepare
+from clr_rl.run.record import RunRecord, Status
+from clr_rl.run.train import train
 
 TINY_HP = {"n_steps": 32, "n_envs": 4, "batch_size": 64}
 
@@ -310,8 +313,9 @@ def test_config_error_is_a_value_error_for_python_callers() -> None:
 def test_progress_eta_weighs_each_run_by_its_estimate_not_by_its_timesteps(tmp_path: Path, h: Any) -> None:
     import time
 
-    from clr_rl.batch import _progress_line
-    from clr_rl.specs import load_spec, plan
+    from clr_rl.compare.plan import plan
+    from clr_rl.compare.spec import load_spec
+    from clr_rl.execute.summary import _progress_line
 
     spec = tmp_path / "eta.toml"
     spec.write_text(h.tiny_spec("eta", seeds=1))  # CartPole and Acrobot, 2 arms, 1 seed, 1,024 steps each
@@ -333,9 +337,10 @@ def test_progress_eta_weighs_each_run_by_its_estimate_not_by_its_timesteps(tmp_p
 
 def test_dry_run_estimates_the_whole_batch_from_cached_calibrations(tmp_path: Path, h: Any,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from clr_rl.batch import plan_setup
-    from clr_rl.runner import speed_key
-    from clr_rl.specs import load_spec, plan
+    from clr_rl.compare.plan import plan
+    from clr_rl.compare.setup import plan_setup
+    from clr_rl.compare.spec import load_spec
+    from clr_rl.run.speed import speed_key
 
     spec = _setup_spec(h, tmp_path)  # 3 tuning runs, one single-run range test of 4,096 steps, 2 arms x 2 seeds
     loaded = load_spec(spec)
@@ -365,9 +370,9 @@ def test_dry_run_estimates_the_whole_batch_from_cached_calibrations(tmp_path: Pa
 
 
 def test_estimate_uses_the_calibrated_speeds_of_the_runs_configuration(tmp_path: Path) -> None:
-    from clr_rl.batch import calibrate, estimate
-    from clr_rl.runner import speed_key
-    from clr_rl.specs import PlannedRun
+    from clr_rl.execute.estimates import calibrate, estimate
+    from clr_rl.execute.planned import PlannedRun
+    from clr_rl.run.speed import speed_key
 
     prepared = prepare(RunConfig("dqn", "CartPole-v1", "1e-3", 3000, overrides={"learning_starts": 1000},
                                  eval_every=1000, eval_episodes=2, threads=1))

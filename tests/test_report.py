@@ -397,7 +397,8 @@ def test_report_is_reproducible_for_a_seed(batch: Path, built: dict[str, Any]) -
     same aggregate CIs; the performance-profile and sample-efficiency bands, over many
     interpolated points, do move with the seed, and that is asserted.
     """
-    from clr_rl.report import collect, compute_stats
+    from clr_rl.analysis.analyse import compute_stats
+    from clr_rl.analysis.collect import collect
 
     _ok(_run("report", batch, "--seed", "3", cwd=batch.parent))
     assert (batch / "report" / "stats.json").read_bytes() == built["stats_bytes"]
@@ -420,7 +421,7 @@ def test_report_is_reproducible_for_a_seed(batch: Path, built: dict[str, Any]) -
 
 
 def test_report_with_missing_and_failed_runs(batch: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from clr_rl.report import report
+    from clr_rl.analysis.report import report
 
     copy = tmp_path / "partial"
     shutil.copytree(batch, copy, ignore=shutil.ignore_patterns("report"))
@@ -465,7 +466,7 @@ def test_report_with_missing_and_failed_runs(batch: Path, tmp_path: Path, capsys
 
 def test_report_with_an_arm_that_has_no_finished_run_in_an_env(batch: Path, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from clr_rl.report import report
+    from clr_rl.analysis.report import report
 
     copy = tmp_path / "early"
     shutil.copytree(batch, copy, ignore=shutil.ignore_patterns("report"))
@@ -634,8 +635,8 @@ lr = 1e-7
 def test_acceptance_identical_arm_is_never_significant_and_a_dead_lr_is_worse(tmp_path: Path) -> None:
     """CartPole-v1, 5 seeds, 4096 steps: an arm identical to the baseline under another name is
     EQUIVALENT or INCONCLUSIVE; an arm at LR 1e-7 is WORSE; report.md names the correction."""
-    from clr_rl.batch import compare
-    from clr_rl.report import report
+    from clr_rl.analysis.report import report
+    from clr_rl.compare.driver import compare
 
     spec = tmp_path / "spec.toml"
     spec.write_text(ACCEPT_SPEC)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from clr_rl.specs import load_spec, plan, resolve_relative
+from clr_rl.compare.plan import plan
+from clr_rl.compare.spec import load_spec, resolve_relative
 
 ROOT = Path(__file__).resolve().parent.parent
 _SCRIPT = Path(sys.executable).with_name("clr-rl")  # the installed console script

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 from clr_rl import stats
-from clr_rl.report import analyse, collect, report, to_json
+from clr_rl.analysis.analyse import analyse, to_json
+from clr_rl.analysis.collect import collect
+from clr_rl.analysis.report import report
 
 CARTPOLE_RANDOM, CARTPOLE_REF = 23.68, 475.0  # envs/classic.toml
 ACROBOT_RANDOM, ACROBOT_REF = -497.08, -100.0

@@ -2,7 +2,7 @@
 
 One tiny real batch (CartPole-v1 and Pendulum-v1 x 2 arms x 3 seeds at 1024 steps) is
 trained once for the module and reported (``stats.json``). A real TensorBoard server started
-by :func:`clr_rl.tensorboard.serve` (which writes the missing aggregate runs) is then asked
+by :func:`clr_rl.analysis.tensorboard.serve` (which writes the missing aggregate runs) is then asked
 over HTTP for the aggregate runs' scalars, which are checked against an independent oracle:
 each seed's ``evaluations.csv`` read with :mod:`csv`, the mean and ``scipy.stats.t.interval``
 computed here, and the normalisation scores read from ``envs/classic.toml``; at the last
@@ -42,8 +42,8 @@ REL = 1e-6  # float32 in event files
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory, h: Any) -> Path:
     """The batch, trained and reported once (``report/stats.json``)."""
-    from clr_rl.batch import compare
-    from clr_rl.report import report
+    from clr_rl.analysis.report import report
+    from clr_rl.compare.driver import compare
 
     root = tmp_path_factory.mktemp("tb")
     (root / "spec.toml").write_text(h.tiny_spec("tiny_tensorboard", envs=ENVS, seeds=len(SEEDS)))
@@ -260,7 +260,7 @@ def test_session_end_status_follows_the_run_status(tmp_path: Path) -> None:
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
     from torch.utils.tensorboard import SummaryWriter
 
-    from clr_rl.tensorboard import session_end_summary, session_start_summary
+    from clr_rl.run.tblog import session_end_summary, session_start_summary
 
     expected = {"finished": api_pb2.STATUS_SUCCESS, "failed": api_pb2.STATUS_FAILURE,
                 "diverged": api_pb2.STATUS_FAILURE}
@@ -278,7 +278,7 @@ def test_session_end_status_follows_the_run_status(tmp_path: Path) -> None:
 
 
 def test_rewriting_aggregates_does_not_duplicate_events(batch: Path, server: dict[str, Any]) -> None:
-    from clr_rl.tensorboard import write_aggregates
+    from clr_rl.analysis.tensorboard import write_aggregates
 
     stats = _stats(batch)
     for _ in range(2):
@@ -300,7 +300,7 @@ def test_rewriting_aggregates_does_not_duplicate_events(batch: Path, server: dic
 
 
 def test_write_aggregates_needs_a_batch_folder(tmp_path: Path) -> None:
-    from clr_rl.tensorboard import write_aggregates
+    from clr_rl.analysis.tensorboard import write_aggregates
 
     with pytest.raises(ValueError, match="not a batch folder"):
         write_aggregates(tmp_path)

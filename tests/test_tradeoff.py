@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from clr_rl.tradeoff import gap_stats, plan_tradeoff, tradeoff
+from clr_rl.phases.tradeoff import gap_stats, plan_tradeoff, tradeoff
 
 ENV = "CartPole-v1"
 TINY = {"n_steps": 32, "n_envs": 8}  # U = 256

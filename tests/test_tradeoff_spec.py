@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from clr_rl.batch import plan_setup, plan_tradeoffs
-from clr_rl.specs import load_spec, tradeoff_request
+from clr_rl.compare.plan import tradeoff_request
+from clr_rl.compare.setup import plan_setup, plan_tradeoffs
+from clr_rl.compare.spec import load_spec
 
 ENV = "CartPole-v1"
 

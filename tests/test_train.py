@@ -25,10 +25,13 @@ from typing import Any
 
 import pytest
 
-from clr_rl.record import RunRecord
-from clr_rl.runner import RunConfig, prepare, train
-from clr_rl.schedules import Triangular, Triangular2, parse_schedule
-from clr_rl.tensorboard import LR_TAG, RETURN_TAG
+from clr_rl.run.config import RunConfig
+from clr_rl.run.prepare import prepare
+from clr_rl.run.record import RunRecord
+from clr_rl.run.tblog import LR_TAG, RETURN_TAG
+from clr_rl.run.train import train
+from clr_rl.schedules.cyclical import Triangular, Triangular2
+from clr_rl.schedules.text import parse_schedule
 
 REL = 1e-6  # TensorBoard stores scalars as float32
 
@@ -391,7 +394,7 @@ def test_atari_envs_are_channel_first_and_v5_gets_frameskip_1() -> None:
     import gymnasium as gym
     from stable_baselines3.common.atari_wrappers import MaxAndSkipEnv
 
-    from clr_rl.envs import make_env
+    from clr_rl.run.envs import make_env
 
     for env_id, sticky in (("PongNoFrameskip-v4", 0.0), ("ALE/Pong-v5", 0.25)):
         venv = make_env(env_id, n_envs=1, seed=0, normalize=False)

@@ -33,13 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clr_rl.callbacks import LR_STEP_TAG, LR_TAG
 
 from clr_rl import parse_schedule
-from clr_rl.callbacks import LR_STEP_TAG, LR_TAG, MOMENTUM_TAG, install_step_hook
 from clr_rl.cli import main
-from clr_rl.runner import RunConfig, prepare
-from clr_rl.schedules import Exponential, Triangular, Triangular2
-from clr_rl.tuning import suggest_from_sweep
+from clr_rl.phases.lr_sweep import suggest_from_sweep
+from clr_rl.run.callbacks import MOMENTUM_TAG, install_step_hook
+from clr_rl.run.config import RunConfig
+from clr_rl.run.prepare import prepare
+from clr_rl.schedules.base import Exponential
+from clr_rl.schedules.cyclical import Triangular, Triangular2
 
 REL = 1e-6  # TensorBoard stores scalars as float32
 ENV = "CartPole-v1"
@@ -89,8 +92,8 @@ def build(config: RunConfig, *, hook: bool = True) -> tuple[Any, Any]:
     """Model built through the library path (prepare -> make_env -> build_model [-> install_step_hook])."""
     import torch
 
-    from clr_rl.agents import build_model
-    from clr_rl.envs import make_env
+    from clr_rl.run.agents import build_model
+    from clr_rl.run.envs import make_env
 
     torch.set_num_threads(1)
     prepared = prepare(config)
@@ -431,12 +434,13 @@ def test_tune_rerun_trains_nothing_and_gives_the_same_record(tuned: tuple[Path, 
 
 def test_tune_with_optuna_trials(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import clr_rl.batch
+    import clr_rl.execute.batch
+    import clr_rl.execute.worker
 
     # Each trial trains one run; train it in this process rather than in a fresh spawn pool per trial
     # (the pool itself is exercised by the grid above), which saves an interpreter start-up per trial.
-    monkeypatch.setattr(clr_rl.batch, "_run_local",
-                        lambda tasks, workers, report: [clr_rl.batch.run_task(t) for t in tasks])
+    monkeypatch.setattr(clr_rl.execute.batch, "_run_local",
+                        lambda tasks, workers, report: [clr_rl.execute.worker.run_task(t) for t in tasks])
     out = tmp_path / "tpe"
     proc = ok(run_main(capsys, "tune", *TUNE_ARGS, "--trials", "3", "--seeds", "1", "--range", "1e-4:1e-2",
                        "--out", out))
@@ -484,7 +488,8 @@ lr = "tuned/2"
 
 def test_spec_uses_the_tune_record(tuned: tuple[Path, Any], tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from clr_rl.specs import load_spec, plan
+    from clr_rl.compare.plan import plan
+    from clr_rl.compare.spec import load_spec
 
     tune_out, _ = tuned
     record_path = tune_out / "tuned_lr.json"
@@ -642,7 +647,7 @@ def sustained_start(values: list[float], limit: float) -> int | None:
     ([0.01, 0.01, 0.5001, 0.01, 0.01], 2),
 ])
 def test_first_unhealthy_on_hand_made_series(values: list[float], expected: int | None) -> None:
-    from clr_rl.tuning import first_unhealthy
+    from clr_rl.phases.lr_single import first_unhealthy
 
     assert first_unhealthy(values, 0.05) == expected
     assert sustained_start(values, 0.05) == expected
@@ -659,7 +664,7 @@ def test_first_unhealthy_on_hand_made_series(values: list[float], expected: int 
     ([1.0, float("nan"), float("nan")], 1),
 ])
 def test_td_loss_rule_on_hand_made_series(losses: list[float], expected: int | None) -> None:
-    from clr_rl.tuning import td_loss_unhealthy
+    from clr_rl.phases.lr_single import td_loss_unhealthy
 
     assert td_loss_unhealthy(losses, 4.0) == expected
 
@@ -676,7 +681,7 @@ def test_td_loss_rule_on_hand_made_series(losses: list[float], expected: int | N
     (5888, 256, 2, (23, 5888, 1, 46)),
 ])
 def test_ppo_resolution_arithmetic(timesteps: int, update: int, k: int, expected: tuple[int, int, int, int]) -> None:
-    from clr_rl.tuning import ppo_resolution
+    from clr_rl.phases.lr_single import ppo_resolution
 
     r = ppo_resolution(timesteps, update_timesteps=update, steps_per_update=k, start_lr=1e-6, end_lr=1e-1)
     assert (r.updates, r.timesteps, r.steps_per_point, r.points) == expected
@@ -696,7 +701,7 @@ def test_ppo_resolution_arithmetic(timesteps: int, update: int, k: int, expected
 ])
 def test_ppo_resolution_refuses_with_the_budget_needed(timesteps: int, update: int, k: int, points: int,
                                                       needed: int) -> None:
-    from clr_rl.tuning import ppo_resolution
+    from clr_rl.phases.lr_single import ppo_resolution
 
     with pytest.raises(ValueError, match=rf"--timesteps={timesteps} .* needs --timesteps >= {needed}$"):
         ppo_resolution(timesteps, update_timesteps=update, steps_per_update=k, start_lr=1e-6, end_lr=1e-1,
@@ -711,7 +716,7 @@ def test_acceptance_pendulum_30000_measures_at_least_24_points() -> None:
     rollout and 10 epochs x 64 minibatches give 8 updates = 5,120 gradient steps -> 32 points of 160 steps
     (the per-update test measured 8). The full run is committed in results/reference/lr-range-resolution/."""
     from clr_rl.errors import ConfigError
-    from clr_rl.tuning import single_resolution
+    from clr_rl.phases.lr_single import single_resolution
 
     r = single_resolution("ppo", "Pendulum-v1", 30000)
     assert (r.updates, r.steps_per_update, r.steps_per_point, r.points, r.timesteps) == (8, 640, 160, 32, 32768)
@@ -722,7 +727,7 @@ def test_acceptance_pendulum_30000_measures_at_least_24_points() -> None:
 
 
 def test_dqn_resolution_arithmetic_and_refusal() -> None:
-    from clr_rl.tuning import dqn_resolution
+    from clr_rl.phases.lr_single import dqn_resolution
 
     # train() at 104, 108, ..., 1000 (multiples of 4 above learning_starts=100): 225 calls
     r = dqn_resolution(1000, update_timesteps=4, learning_starts=100, start_lr=1e-5, end_lr=1e-1)
@@ -796,7 +801,7 @@ def test_lr_range_single_ppo_cartpole_per_update(tmp_path: Path, capsys: pytest.
 def test_lr_range_single_ppo_pendulum_measures_within_updates(tmp_path: Path) -> None:
     """Pendulum's Zoo update is 4 x 1024 = 4,096 timesteps; one update of 640 gradient steps still gives
     32 points of 20 steps each (the per-update test had 1)."""
-    from clr_rl.tuning import lr_range_single
+    from clr_rl.phases.lr_single import lr_range_single
 
     result = lr_range_single(algo="ppo", env_id="Pendulum-v1", timesteps=4096, out=tmp_path / "p", device="cpu")
     check_single_result(result, start=1e-6, end=1e-1, updates=1, k_total=640, g=20, update_timesteps=4096)
@@ -887,8 +892,8 @@ def test_bad_arguments_through_the_console_script(tmp_path: Path) -> None:
 
 def _epsilon_curve(timesteps: int, overrides: dict[str, Any], at: list[int]) -> list[float]:
     """SB3's own exploration schedule of a DQN run of ``timesteps`` on CartPole-v1, at timesteps ``at``."""
-    from clr_rl.agents import build_model
-    from clr_rl.envs import make_env
+    from clr_rl.run.agents import build_model
+    from clr_rl.run.envs import make_env
 
     schedule = Triangular(base_lr=1e-4, max_lr=1e-3, cycles=1)
     prepared = prepare(RunConfig(algo="dqn", env_id="CartPole-v1", schedule=schedule, timesteps=timesteps,
@@ -902,7 +907,7 @@ def _epsilon_curve(timesteps: int, overrides: dict[str, Any], at: list[int]) -> 
 
 
 def test_a_short_dqn_sweep_run_explores_as_the_start_of_the_full_budget_run() -> None:
-    from clr_rl.tuning import explore_as_budget
+    from clr_rl.phases.lr_sweep import explore_as_budget
 
     overrides = explore_as_budget("dqn", "CartPole-v1", 10_000, 50_000, {})
     assert overrides == {"exploration_fraction": pytest.approx(0.16 * 5)}  # agents/dqn.toml: 0.16 on CartPole-v1

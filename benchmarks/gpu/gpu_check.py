@@ -1,6 +1,6 @@
 """GPU check: PPO steps/s on cuda vs cpu for an Atari CNN and a MuJoCo MLP, and GPU sharing.
 
-Runs the library's own path (clr_rl.envs.make_env + clr_rl.agents.build_model with the agents/ defaults:
+Runs the library's own path (clr_rl.run.envs.make_env + clr_rl.run.agents.build_model with the agents/ defaults:
 Zoo Atari PPO, 8 envs; Zoo HalfCheetah PPO) for a fixed number of timesteps each, with a cyclical LR:
 1. PPO PongNoFrameskip-v4 (CnnPolicy) on cuda, and on cpu with 2 torch threads (a 2-core CPU measured
    ~235 steps/s, ../../../shared/FACTS.md; target: cuda >= 5x that);
@@ -28,9 +28,9 @@ def measure(env_id: str, device: str, timesteps: int, threads: int, queue: objec
     import torch
 
     torch.set_num_threads(threads)
-    from clr_rl.agents import agent_config, build_model
-    from clr_rl.envs import env_family, make_env
-    from clr_rl.schedules import Triangular2
+    from clr_rl.run.agents import agent_config, build_model
+    from clr_rl.run.envs import env_family, make_env
+    from clr_rl.schedules.cyclical import Triangular2
 
     family = env_family(env_id)
     agent = agent_config("ppo", env_id, family)

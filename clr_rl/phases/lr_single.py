@@ -1,347 +1,34 @@
-"""Tuning a fixed LR (``clr-rl tune``) and LR range tests for RL (``clr-rl lr-range``).
-
-Both sweeps run through the batch runner (parallel, resumable: each LR x seed is a run
-folder). ``tune`` writes a record (``tuned_lr.json``) that a spec can name in
-``tuned = [...]`` so its ``lr = "tuned"`` arms use it. The range tests print a cyclical
-schedule ready to paste into ``--schedule`` or a spec, draw a plot, and say how they decided.
-"""
+"""The single-run LR range test: a rising LR in one run, read by a health rule, with its resolution."""
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from clr_rl.errors import ConfigError
-from clr_rl.store import read_json, write_text_atomic
+from clr_rl.phases.lr_sweep import _suggested_spec, _write_result
+from clr_rl.phases.tune import _check_common
 
-__all__ = ["Resolution", "dqn_resolution", "explore_as_budget", "first_unhealthy", "lr_grid", "lr_range_single",
-           "lr_range_sweep", "parse_grid", "parse_range", "ppo_resolution", "ramp_progress", "single_resolution",
-           "suggest_from_sweep", "td_loss_unhealthy", "tune"]
-
-CRITERIA = ("auc", "final")
-
-
-def parse_grid(text: str, *, flag: str = "--grid") -> tuple[float, float, int]:
-    """``"1e-5:1e-2:7"`` -> (1e-5, 1e-2, 7): log-spaced from lo to hi, n points.
-
-    >>> parse_grid("1e-5:1e-2:4")
-    (1e-05, 0.01, 4)
-    """
-    parts = text.split(":")
-    try:
-        lo, hi, n = float(parts[0]), float(parts[1]), int(parts[2])
-        if len(parts) != 3:
-            raise IndexError
-    except (IndexError, ValueError):
-        raise ConfigError(f"{flag}={text!r} must look like lo:hi:n, e.g. 1e-5:1e-2:7") from None
-    if not (0 < lo < hi and math.isfinite(hi)):
-        raise ConfigError(f"{flag}={text!r}: needs 0 < lo < hi")
-    if n < 2:
-        raise ConfigError(f"{flag}={text!r}: n={n} must be >= 2")
-    return lo, hi, n
-
-
-def parse_range(text: str, *, flag: str = "--range") -> tuple[float, float]:
-    """``"1e-6:1e-1"`` -> (1e-06, 0.1), with 0 < lo < hi.
-
-    >>> parse_range("1e-6:1e-1")
-    (1e-06, 0.1)
-    """
-    parts = text.split(":")
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"{flag}={text!r} must look like lo:hi, e.g. 1e-6:1e-1") from None
-    if not (0 < lo < hi and math.isfinite(hi)):
-        raise ConfigError(f"{flag}={text!r}: needs 0 < lo < hi")
-    return lo, hi
-
-
-def lr_grid(lo: float, hi: float, n: int) -> list[float]:
-    """``n`` log-spaced LRs from ``lo`` to ``hi``, rounded to 3 significant digits.
-
-    >>> lr_grid(1e-4, 1e-2, 3)
-    [0.0001, 0.001, 0.01]
-    """
-    return [float(f"{lo * (hi / lo) ** (i / (n - 1)):.3g}") for i in range(n)]
-
-
-def explore_as_budget(algo: str, env_id: str, timesteps: int, budget: int | None,
-                      overrides: dict[str, Any]) -> dict[str, Any]:
-    """``overrides`` for a short DQN run of ``timesteps`` that explores as the first ``timesteps`` of a
-    run of ``budget`` would: SB3's epsilon falls over ``exploration_fraction`` of *the run's own*
-    timesteps, so a run a fifth as long explores a fifth as long, and a short sweep would score a
-    different agent. Its exploration_fraction becomes ``fraction x budget / timesteps`` (it may exceed 1:
-    epsilon then has not reached its floor when the short run ends). PPO, or no budget: unchanged.
-
-    >>> explore_as_budget("dqn", "Acrobot-v1", 20_000, 100_000, {})
-    {'exploration_fraction': 0.6}
-    """
-    if budget is not None and budget < 1:
-        raise ConfigError(f"--budget={budget} must be >= 1")
-    if algo != "dqn" or budget is None or budget == timesteps:
-        return overrides
-    from clr_rl.runner import RunConfig, prepare
-    from clr_rl.schedules import Constant
-
-    agent = prepare(RunConfig(algo=algo, env_id=env_id, schedule=Constant(1e-3), timesteps=budget,
-                              overrides=overrides)).agent
-    fraction = float(agent.hyperparams["exploration_fraction"])
-    return {**overrides, "exploration_fraction": float(f"{fraction * budget / timesteps:.6g}")}
-
-
-def _sweep_runs(algo: str, env_id: str, timesteps: int, seeds: int, lrs: list[float], overrides: dict[str, Any],
-                eval_every: int | None, eval_episodes: int | None, device: str, first_seed: int = 0) -> list[Any]:
-    from clr_rl.runner import RunConfig, prepare
-    from clr_rl.schedules import Constant
-    from clr_rl.specs import PlannedRun
-
-    runs = []
-    for lr in lrs:
-        arm = f"lr{lr:.3g}"
-        for seed in range(first_seed, first_seed + seeds):
-            config = RunConfig(algo=algo, env_id=env_id, schedule=Constant(lr), timesteps=timesteps, seed=seed,
-                               device=device, overrides=overrides, eval_every=eval_every,
-                               eval_episodes=eval_episodes, arm=arm, threads=1)
-            runs.append(PlannedRun(env_id, arm, seed, f"runs/{env_id}/{arm}/seed{seed}", prepare(config)))
-    return runs
-
-
-def _scores(out: Path, runs: list[Any], criterion: str) -> dict[float, list[float]]:
-    """LR -> per-seed scores of its finished runs (criterion: AUC or final return)."""
-    scores: dict[float, list[float]] = {}
-    for run in runs:
-        path = out / run.folder / "run.json"
-        if not path.is_file():
-            continue
-        record = read_json(path)
-        if record.get("status") != "finished":
-            continue
-        lr = float(run.prepared.schedule.lr)
-        value = record["auc"] if criterion == "auc" else record["final_eval"]["mean_return"]
-        scores.setdefault(lr, []).append(float(value))
-    return scores
-
-
-def _cost(out: Path, runs: list[Any]) -> int:
-    total = 0
-    for run in runs:
-        path = out / run.folder / "run.json"
-        if path.is_file():
-            total += int(read_json(path).get("timesteps_done", 0) or 0)
-    return total
-
-
-def _check_common(algo: str, timesteps: int, seeds: int, criterion: str, out: Path) -> None:
-    from clr_rl.store import check_writable
-
-    if algo not in ("ppo", "dqn"):
-        raise ConfigError(f"--algo={algo!r} must be ppo or dqn")
-    if timesteps < 1:
-        raise ConfigError(f"--timesteps={timesteps} must be >= 1")
-    if seeds < 1:
-        raise ConfigError(f"--seeds={seeds} must be >= 1")
-    if criterion not in CRITERIA:
-        raise ConfigError(f"--criterion={criterion!r} must be one of {', '.join(CRITERIA)}")
-    check_writable(out)
-
-
-def _tune_optuna(trials: int, lr_range: str, seed: int, plan: Callable[[list[float]], list[Any]],
-                 run: Callable[[list[Any]], int], out: Path, criterion: str) -> tuple[list[Any], int, str]:
-    """Optuna TPE over log10(lr): (the runs of every distinct LR tried, exit status, method in words)."""
-    if trials < 1:
-        raise ConfigError(f"--trials={trials} must be >= 1")
-    lo, hi = parse_range(lr_range)
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError("--trials needs Optuna: pip install 'clr-rl[tune]'") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dist = optuna.distributions.FloatDistribution(math.log10(lo), math.log10(hi))
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    status = 0
-    all_runs: list[Any] = []
-    tried_lrs: list[float] = []
-    for _ in range(trials):  # earlier trials' folders are reused, so the study replays them
-        trial = study.ask({"log10_lr": dist})
-        lr = float(f"{10 ** trial.params['log10_lr']:.3g}")
-        runs = plan([lr])
-        if lr not in tried_lrs:
-            all_runs += runs
-            tried_lrs.append(lr)
-        status |= run(all_runs)
-        per_seed = _scores(out, runs, criterion).get(lr, [])
-        if per_seed:
-            study.tell(trial, sum(per_seed) / len(per_seed))
-        else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    return all_runs, status, f"Optuna TPE, {trials} trials over log10(lr) in [{lo:g}, {hi:g}], sampler seed {seed}"
-
-
-def _tuned_record(out: Path, all_runs: list[Any], criterion: str, method: str, *, algo: str, env_id: str,
-                  timesteps: int, seeds: int, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The ``tuned_lr.json`` record: the best LR by mean score over seeds, every LR tried, the cost."""
-    from clr_rl.runner import versions
-
-    scores = _scores(out, all_runs, criterion)
-    if not scores:
-        raise RuntimeError("no run of the sweep finished; see the run folders for their errors")
-    best = max(scores, key=lambda lr: sum(scores[lr]) / len(scores[lr]))
-    measure = "AUC of the evaluation curve" if criterion == "auc" else "final evaluation return"
-    tried: list[dict[str, Any]] = [{"lr": lr, "score_mean": sum(v) / len(v), "per_seed": v}
-                                   for lr, v in sorted(scores.items())]
-    return {
-        "algo": algo, "env_id": env_id, "value": best, "criterion": criterion,
-        "criterion_rule": f"mean over seeds of the {measure}; the best LR maximises it",
-        "method": method, "timesteps": timesteps, "seeds": list(range(seeds)),
-        "tried": tried,
-        "cost_timesteps": _cost(out, all_runs), "overrides": overrides, "versions": versions(),
-        "date": time.strftime("%Y-%m-%d"),
-    }
-
-
-def _print_tuned(record: dict[str, Any], path: Path, status: int) -> None:
-    """The LRs tried with their scores (the best marked), the tuned LR and where its record is."""
-    best = record["value"]
-    print(f"{'lr':>10}  {'score (' + record['criterion'] + ')':>14}  seeds")
-    for row in record["tried"]:
-        mark = "  <- best" if row["lr"] == best else ""
-        print(f"{row['lr']:>10.3g}  {row['score_mean']:>14.2f}  {len(row['per_seed'])}{mark}")
-    print(f"tuned fixed LR for {record['algo']} on {record['env_id']}: {best:g} ({record['method']}; "
-          f"cost {record['cost_timesteps']:,} timesteps) -> {path}")
-    if status:
-        print("some runs failed; the record uses the finished ones")
-
-
-def tune(*, algo: str, env_id: str, timesteps: int, seeds: int, out: Path, grid: str | None = None,
-         trials: int | None = None, lr_range: str = "1e-5:1e-2", criterion: str = "auc",
-         overrides: dict[str, Any] | None = None, workers: int | None = None, eval_every: int | None = None,
-         eval_episodes: int | None = None, device: str = "auto", seed: int = 0) -> dict[str, Any]:
-    """Sweep a fixed LR (log grid, or Optuna TPE trials) and write ``out/tuned_lr.json``.
-
-    The best LR maximises the criterion averaged over seeds. Every LR tried is in the record
-    with its scores, and the cost is the sum of all runs' timesteps.
-    """
-    from clr_rl.batch import execute
-
-    out = Path(out)
-    _check_common(algo, timesteps, seeds, criterion, out)
-    overrides = dict(overrides or {})
-    if (grid is None) == (trials is None):
-        raise ConfigError("give exactly one of --grid lo:hi:n or --trials N")
-    meta = {"name": f"tune-{algo}-{env_id}".replace("/", "_"), "baseline": None,
-            "spec": {"tune": {"algo": algo, "env_id": env_id, "timesteps": timesteps, "seeds": seeds,
-                              "criterion": criterion, "grid": grid, "trials": trials}}}
-    plan = partial(_sweep_runs, algo, env_id, timesteps, seeds, overrides=overrides, eval_every=eval_every,
-                   eval_episodes=eval_episodes, device=device)
-    run = partial(execute, out=out, meta=meta, workers=workers, quiet=True)
-    if grid is not None:
-        all_runs = plan(lr_grid(*parse_grid(grid)))
-        status = run(all_runs)
-        method = f"log grid {grid}"
-    else:
-        assert trials is not None
-        all_runs, status, method = _tune_optuna(trials, lr_range, seed, plan, run, out, criterion)
-    record = _tuned_record(out, all_runs, criterion, method, algo=algo, env_id=env_id, timesteps=timesteps,
-                           seeds=seeds, overrides=overrides)
-    write_text_atomic(out / "tuned_lr.json", json.dumps(record, indent=2) + "\n")
-    _print_tuned(record, out / "tuned_lr.json", status)
-    record["exit_status"] = status
-    return record
-
-
-def suggest_from_sweep(scores: dict[float, float]) -> tuple[float, float, str]:
-    """Smith's rule on a score-vs-LR curve: base where it starts improving, max before it worsens.
-
-    base_lr: the smallest LR whose score is at least 25% of the way from the smallest LR's score to
-    the best. max_lr: the largest LR at or above the best one whose score stays within 10% of the
-    best (of the best-minus-worst span). If they meet, base = max / 4 (Smith: base ~ max/3..4).
-
-    >>> suggest_from_sweep({1e-5: 10.0, 1e-4: 50.0, 1e-3: 100.0, 1e-2: 95.0, 1e-1: 0.0})[:2]
-    (0.0001, 0.01)
-    """
-    lrs = sorted(scores)
-    best_lr = max(lrs, key=lambda lr: scores[lr])
-    best, worst, low_end = scores[best_lr], min(scores.values()), scores[lrs[0]]
-    base = next(lr for lr in lrs if scores[lr] >= low_end + 0.25 * (best - low_end))
-    span = best - worst
-    max_lr = max(lr for lr in lrs if lr >= best_lr and scores[lr] >= best - 0.10 * span)
-    how = ("base_lr = smallest LR scoring >= 25% of the way from the lowest LR's score to the best; "
-           "max_lr = largest LR at or above the best one scoring within 10% of the best-worst span")
-    if base >= max_lr:
-        base = float(f"{max_lr / 4:.3g}")
-        how += "; they met, so base_lr = max_lr / 4 (Smith)"
-    return base, max_lr, how
-
-
-def _suggested_spec(base: float, max_lr: float) -> str:
-    from clr_rl.schedules import Triangular2
-
-    if max_lr / base >= 10:
-        return str(Triangular2(base_lr=base, max_lr=max_lr, cycles=4, space="log"))
-    return str(Triangular2(base_lr=base, max_lr=max_lr, cycles=4))
-
-
-def _write_result(out: Path, result: dict[str, Any]) -> None:
-    write_text_atomic(out / "lr_range.json", json.dumps(result, indent=2) + "\n")
-    print(f"suggested: {result['suggested_schedule']}")
-    print(f"how: {result['rule']}")
-    print(f"wrote {out / 'lr_range.json'} and {out / 'lr_range.png'}")
-
-
-def lr_range_sweep(*, algo: str, env_id: str, timesteps: int, out: Path, grid: str = "1e-5:1e-2:7", seeds: int = 2,
-                   criterion: str = "auc", overrides: dict[str, Any] | None = None, workers: int | None = None,
-                   eval_every: int | None = None, eval_episodes: int | None = None,
-                   device: str = "auto", first_seed: int = 0, budget: int | None = None) -> dict[str, Any]:
-    """LR range test by sweep: short runs at log-spaced fixed LRs (the same runs as ``tune``), on
-    seeds ``first_seed .. first_seed + seeds - 1`` (a batch passes seeds disjoint from its evaluation
-    seeds). ``budget``: the timesteps of the runs the range is for; a DQN sweep's shorter runs then
-    explore as the start of such a run (:func:`explore_as_budget`)."""
-    from clr_rl.batch import execute
-    from clr_rl.plots import plot_lr_range
-
-    out = Path(out)
-    _check_common(algo, timesteps, seeds, criterion, out)
-    lrs = lr_grid(*parse_grid(grid))
-    overrides = explore_as_budget(algo, env_id, timesteps, budget, dict(overrides or {}))
-    runs = _sweep_runs(algo, env_id, timesteps, seeds, lrs, overrides, eval_every, eval_episodes, device, first_seed)
-    meta = {"name": f"lr-range-{algo}-{env_id}".replace("/", "_"), "baseline": None,
-            "spec": {"lr_range": {"method": "sweep", "grid": grid, "seeds": seeds, "first_seed": first_seed,
-                                  "timesteps": timesteps, "budget": budget, "overrides": overrides}}}
-    execute(runs, out, meta=meta, workers=workers, quiet=True)
-    per_seed = _scores(out, runs, criterion)
-    if len(per_seed) < 2:
-        raise RuntimeError("fewer than 2 LRs of the sweep finished; see the run folders for their errors")
-    means = {lr: sum(v) / len(v) for lr, v in per_seed.items()}
-    base, max_lr, how = suggest_from_sweep(means)
-    spec = _suggested_spec(base, max_lr)
-    plot_lr_range(out / "lr_range.png", {"score": (sorted(means), [means[lr] for lr in sorted(means)])},
-                  base, max_lr, f"{algo.upper()} {env_id}: {criterion} vs fixed LR (sweep, {seeds} seeds)",
-                  points={lr: per_seed[lr] for lr in per_seed})
-    result = {"method": "sweep", "algo": algo, "env_id": env_id, "timesteps": timesteps, "seeds": seeds,
-              "criterion": criterion, "scores": [{"lr": lr, "mean": means[lr], "per_seed": per_seed[lr]}
-                                                 for lr in sorted(means)],
-              "base_lr": base, "max_lr": max_lr, "rule": how, "suggested_schedule": spec,
-              "cost_timesteps": _cost(out, runs), "budget": budget,
-              "exploration_fraction": overrides.get("exploration_fraction")}
-    _write_result(out, result)
-    return result
+__all__ = ["DQN_SINGLE_WARNING", "Resolution", "SPIKE", "WINDOW", "dqn_resolution", "first_unhealthy", "lr_range_single", "ppo_resolution", "ramp_progress", "single_resolution", "td_loss_unhealthy"]
 
 
 # ------------------------------------------------------------------ single-run range test
-
 WINDOW = 3  # points in the running median of the health rule
+
+
+
 SPIKE = 10.0  # a single value above SPIKE x the limit is a catastrophe, not noise
+
+
+
 DQN_SINGLE_WARNING = (
     "warning: the single-run range test is not validated for DQN: on CartPole-v1 and LunarLander-v3 it gave max_lr "
     "30-300x below the LRs a sweep found best (results/reference/classic-dqn/NOTES.md); use method sweep for DQN")
+
 
 
 @dataclass(frozen=True)
@@ -373,6 +60,7 @@ class Resolution:
         return f"one point per {self.steps_per_point} of the {self.steps_per_update} gradient steps of an update"
 
 
+
 def ppo_resolution(timesteps: int, *, update_timesteps: int, steps_per_update: int, start_lr: float,
                    end_lr: float, points: int = 24) -> Resolution:
     """The coarsest grain that measures at least ``points`` LRs in a PPO run of ``timesteps``.
@@ -402,13 +90,15 @@ def ppo_resolution(timesteps: int, *, update_timesteps: int, steps_per_update: i
                       (end_lr / start_lr) ** (g / (updates * steps_per_update - 1)))
 
 
+
 def single_resolution(algo: str, env_id: str, timesteps: int, *, overrides: dict[str, Any] | None = None,
                       start_lr: float = 1e-6, end_lr: float = 1e-1, points: int = 24) -> Resolution:
     """The resolution a single-run range test of this algo, env and budget would have (nothing is
     trained); raises ConfigError with the timesteps needed when it cannot reach ``points``. A batch
     can call this while planning, before anything runs."""
-    from clr_rl.runner import RunConfig, prepare
-    from clr_rl.schedules import Exponential
+    from clr_rl.run.config import RunConfig
+    from clr_rl.run.prepare import prepare
+    from clr_rl.schedules.base import Exponential
 
     agent = prepare(RunConfig(algo=algo, env_id=env_id, schedule=Exponential(start_lr, end_lr), timesteps=timesteps,
                               overrides=dict(overrides or {}))).agent
@@ -421,6 +111,7 @@ def single_resolution(algo: str, env_id: str, timesteps: int, *, overrides: dict
                           points=points)
 
 
+
 def ramp_progress(step: int, total_steps: int) -> float:
     """``progress_remaining`` of gradient step ``step`` (0-based) of ``total_steps``: the PPO range
     test's ramp runs per gradient step, from start_lr at the first to end_lr at the last.
@@ -429,6 +120,7 @@ def ramp_progress(step: int, total_steps: int) -> float:
     [1.0, 0.75, 0.5, 0.25, 0.0]
     """
     return 1.0 - step / (total_steps - 1) if total_steps > 1 else 0.0
+
 
 
 def dqn_resolution(timesteps: int, *, update_timesteps: int, learning_starts: int, start_lr: float,
@@ -454,6 +146,7 @@ def dqn_resolution(timesteps: int, *, update_timesteps: int, learning_starts: in
     run = updates * update_timesteps
     return Resolution(calls, 1, 1, updates, update_timesteps, run, (end_lr / start_lr) ** (update_timesteps / run),
                       "dqn")
+
 
 
 def first_unhealthy(values: list[float], limit: float, window: int = WINDOW, spike: float = SPIKE) -> int | None:
@@ -488,6 +181,7 @@ def first_unhealthy(values: list[float], limit: float, window: int = WINDOW, spi
     return None
 
 
+
 def td_loss_unhealthy(losses: list[float], factor: float) -> int | None:
     """DQN rule: first index i >= 3 whose running median of 3 TD losses exceeds ``factor`` x the
     lowest running median of indices 2..i-1, or whose running median (the upper of two at i = 1,
@@ -507,6 +201,7 @@ def td_loss_unhealthy(losses: list[float], factor: float) -> int | None:
     return None
 
 
+
 def _kl(p: Any, q: Any) -> Any:
     """Exact KL(p || q) per state between two torch distributions (summed over action dimensions)."""
     import torch
@@ -515,6 +210,7 @@ def _kl(p: Any, q: Any) -> Any:
         return sum(_kl(a, b) for a, b in zip(p, q))
     kl = torch.distributions.kl_divergence(p, q)
     return kl.sum(dim=-1) if kl.dim() > 1 else kl
+
 
 
 class _BlockProbe:
@@ -610,7 +306,9 @@ class _BlockProbe:
             self._record()
 
 
+
 _Series = dict[str, tuple[list[float], list[float]]]
+
 
 
 def _print_cost(res: Resolution, timesteps: int) -> None:
@@ -620,13 +318,14 @@ def _print_cost(res: Resolution, timesteps: int) -> None:
           f"LR x{res.ratio:.6g} between neighbouring points", flush=True)
 
 
+
 def _range_model(prepared: Any, env_id: str, seed: int, device: str) -> tuple[Any, Any]:
     """(env, model) of the range test's one run, on one thread."""
     import torch
 
-    from clr_rl.agents import build_model
-    from clr_rl.envs import make_env
-    from clr_rl.runner import resolve_device
+    from clr_rl.run.agents import build_model
+    from clr_rl.run.envs import make_env
+    from clr_rl.run.prepare import resolve_device
 
     agent, hp = prepared.agent, prepared.agent.hyperparams
     torch.set_num_threads(1)
@@ -636,12 +335,14 @@ def _range_model(prepared: Any, env_id: str, seed: int, device: str) -> tuple[An
     return env, model
 
 
+
 def _watch_ppo(model: Any, ramp: Any, res: Resolution) -> list[dict[str, float]]:
     """Learn, recording a point per block of gradient steps (see ``_BlockProbe``)."""
     probe = _BlockProbe(model, ramp, res)
     model.learn(res.timesteps)
     probe.flush()
     return probe.points
+
 
 
 def _ppo_health(rows: list[dict[str, float]], kl_limit: float) -> tuple[int | None, str, _Series, dict[str, float]]:
@@ -658,6 +359,7 @@ def _ppo_health(rows: list[dict[str, float]], kl_limit: float) -> tuple[int | No
     return first, rule, series, {"kl_per_update": kl_limit}
 
 
+
 def _dqn_health(rows: list[dict[str, float]], loss_factor: float) -> tuple[int | None, str, _Series, dict[str, float]]:
     """DQN: (first unhealthy point or None, the rule in words, the plotted series, their limits)."""
     first = td_loss_unhealthy([r.get("loss", math.nan) for r in rows], loss_factor)
@@ -665,6 +367,7 @@ def _dqn_health(rows: list[dict[str, float]], loss_factor: float) -> tuple[int |
             "lowest so far")
     series = {"loss": ([r["lr"] for r in rows], [r.get("loss", math.nan) for r in rows])}
     return first, rule, series, {}
+
 
 
 def _max_point(rows: list[dict[str, float]], first: int | None) -> tuple[int, str]:
@@ -679,6 +382,7 @@ def _max_point(rows: list[dict[str, float]], first: int | None) -> tuple[int, st
     return max(first - 1, 0), how
 
 
+
 def _resolution_record(rows: list[dict[str, float]], max_i: int, res: Resolution, points: int) -> dict[str, Any]:
     """The result's ``resolution``: points measured, their grain and spacing, and where the crossing lies."""
     upper = rows[max_i + 1]["lr"] if max_i + 1 < len(rows) else None
@@ -690,6 +394,7 @@ def _resolution_record(rows: list[dict[str, float]], max_i: int, res: Resolution
                               f"(x{upper / rows[max_i]['lr']:.6g})" if upper is not None else
                               "no point above max_lr was measured: the crossing lies beyond the range end"),
     }
+
 
 
 def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_lr: float = 1e-6,
@@ -709,9 +414,10 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
     resolution: points measured, the LR ratio between neighbours, and the bracket in which the
     crossing lies (max_lr could move up to the next point's LR).
     """
-    from clr_rl.plots import plot_lr_range
-    from clr_rl.runner import RunConfig, check_out_dir, prepare
-    from clr_rl.schedules import Exponential
+    from clr_rl.phases.lr_sweep import plot_lr_range
+    from clr_rl.run.config import RunConfig
+    from clr_rl.run.prepare import check_out_dir, prepare
+    from clr_rl.schedules.base import Exponential
 
     out = Path(out)
     _check_common(algo, timesteps, 1, "auc", out)
@@ -754,6 +460,7 @@ def lr_range_single(*, algo: str, env_id: str, timesteps: int, out: Path, start_
     _write_result(out, result)
     print(f"resolution: {len(rows)} points, LR x{res.ratio:.6g} apart; {resolution['max_lr_could_move']}")
     return result
+
 
 
 def _watch_dqn(model: Any, timesteps: int) -> list[dict[str, float]]:

@@ -1,37 +1,7 @@
-"""Comparison specs: TOML read into frozen dataclasses at one boundary (:func:`load_spec`).
-
-A spec names environments x arms x seeds::
-
-    name = "classic-demo"
-    algo = "ppo"                    # or per arm
-    timesteps = 50_000              # default: each env's budget from envs/
-    seeds = 3                       # or [0, 1, 2]
-    envs = ["CartPole-v1"]          # or suite = "classic"
-    [eval]
-    every = 5_000
-    episodes = 10
-    [hyperparams]                   # overrides for every run
-    [overrides."CartPole-v1"]       # per env: timesteps, eval_every, eval_episodes, hyperparams
-    [arms.fixed-tuned]
-    kind = "constant"
-    lr = "tuned"                    # the env's tuned fixed LR from agents/
-    [arms.around-tuned]             # relative to the tuned LR: "tuned", "tuned*3", "tuned/3"
-    kind = "triangular2"
-    base_lr = "tuned/3"
-    max_lr = "tuned*3"
-    cycles = 4
-    [tradeoff]                      # optional: a return-vs-budget curve per env (clr_rl.tradeoff)
-    cycles = 4
-    t_mult = 2.0
-    max_lr = "tuned"                # or a number
-
-An arm may also set ``algo``, ``optimizer`` and a ``hyperparams`` table. Every run
-is resolved and validated by :func:`plan` before anything is trained or written.
-"""
+"""Reading a comparison spec (TOML) into frozen dataclasses; every key validated here."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import tomllib
@@ -40,38 +10,49 @@ from pathlib import Path
 from typing import Any
 
 from clr_rl.errors import ConfigError, config_errors
-from clr_rl.schedules import SCHEDULE_KINDS, parse_schedule
+from clr_rl.phases.tune import CRITERIA, TunedLR
+from clr_rl.schedules.text import SCHEDULE_KINDS, parse_schedule
 
-__all__ = ["Arm", "LRRangeSpec", "PlannedRun", "Spec", "TradeoffSpec", "TuneSpec", "load_spec", "plan",
-           "resolve_relative", "run_folder", "tradeoff_request"]
+__all__ = ["Arm", "LRRangeSpec", "Spec", "TradeoffSpec", "TuneSpec", "load_spec", "resolve_relative", "resolve_schedule"]
+
 
 _TOP_FIXED = {"name", "timesteps", "seeds", "envs", "suite", "eval", "overrides", "arms", "description", "baseline",
               "gpus_per_run", "tuned", "tune", "lr_range", "report", "tradeoff"}
+
+
+
 _OVERRIDE_KEYS = {"timesteps", "eval_every", "eval_episodes", "hyperparams", "random_score", "reference_score",
                   "vec_env"}
+
+
+
 _LR_FIELDS = {"lr", "start_lr", "end_lr", "base_lr", "max_lr", "min_lr", "spike_lr", "small_lr", "large_lr"}
+
+
+
 _RELATIVE = re.compile(r"^\s*(?:(?P<pre>[0-9.eE+-]+)\s*\*\s*)?(?P<ref>tuned|range|zoo)\s*"
                        r"(?:(?P<op>[*/])\s*(?P<num>[0-9.eE+-]+))?\s*$")
+
+
+
 _TRADEOFF_KEYS = {"cycles", "t_mult", "max_lr", "min_lr_fraction", "seeds", "validate", "timesteps"}
-_TRADEOFF_SETTINGS = {"algo", "device", "overrides"}  # the run settings clr_rl.tradeoff.tradeoff takes
+
+
+
+_TRADEOFF_SETTINGS = {"algo", "device", "overrides"}  # the run settings clr_rl.phases.tradeoff.tradeoff takes
+
+
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-CRITERIA = ("auc", "final")
+
 
 
 def _spec_keys() -> dict[str, str]:
     """Spec key -> RunConfig field, for every run setting a spec may set (top level or per arm)."""
-    from clr_rl.runner import RunConfig
+    from clr_rl.run.config import RunConfig
 
     return {s.spec_key: name for name, s in RunConfig.settings().items() if s.spec_key}
 
-
-def run_folder(env_id: str, arm: str, seed: int) -> str:
-    """A run's folder inside a batch folder: ``runs/<env>/<arm>/seed<k>``.
-
-    >>> run_folder("CartPole-v1", "fixed", 3)
-    'runs/CartPole-v1/fixed/seed3'
-    """
-    return f"runs/{env_id}/{arm}/seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -93,6 +74,7 @@ class Arm:
                    for k, v in self.schedule.items() if k in _LR_FIELDS)
 
 
+
 @dataclass(frozen=True)
 class TuneSpec:
     """``[tune]``: tune a fixed LR per (algo, env) at the batch's own budget, before the arms run."""
@@ -102,6 +84,7 @@ class TuneSpec:
     lr_range: tuple[float, float]
     seeds: tuple[int, ...]
     criterion: str
+
 
 
 @dataclass(frozen=True)
@@ -116,10 +99,11 @@ class LRRangeSpec:
     points: int
 
 
+
 @dataclass(frozen=True)
 class TradeoffSpec:
     """``[tradeoff]``: a return-vs-budget curve per env from one cosine-restarts run
-    (:func:`clr_rl.tradeoff.tradeoff`), trained after the arms into ``<out>/tradeoff/<env>/``.
+    (:func:`clr_rl.phases.tradeoff.tradeoff`), trained after the arms into ``<out>/tradeoff/<env>/``.
 
     ``algo`` and ``device`` are the spec's top-level ones; ``seeds`` runs seeds ``0 .. seeds-1``;
     ``timesteps`` None means each env's budget in the batch.
@@ -134,6 +118,7 @@ class TradeoffSpec:
     timesteps: int | None = None
     algo: str = "ppo"
     device: str = "auto"
+
 
 
 @dataclass(frozen=True)
@@ -151,25 +136,16 @@ class Spec:
     raw: dict[str, Any]
     gpus_per_run: float = 1.0
     tuned: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (algo, env) -> tune record
-    tune: TuneSpec | None = None
+    tuned: dict[tuple[str, str], TunedLR] = field(default_factory=dict)  # (algo, env) -> tune record
     lr_range: LRRangeSpec | None = None
     margin: float | None = None
     tradeoff: TradeoffSpec | None = None
 
 
-@dataclass(frozen=True)
-class PlannedRun:
-    """One resolved run of a batch and its folder (relative to the batch folder)."""
-
-    env_id: str
-    arm: str
-    seed: int
-    folder: str
-    prepared: Any  # clr_rl.runner.PreparedRun (imported lazily: specs must load without torch)
-
 
 def _fail(path: Path, where: str, message: str) -> ConfigError:
     return ConfigError(f"{path}: {where}: {message}")
+
 
 
 def _check_keys(path: Path, where: str, table: dict[str, Any], allowed: set[str]) -> None:
@@ -178,10 +154,12 @@ def _check_keys(path: Path, where: str, table: dict[str, Any], allowed: set[str]
             raise _fail(path, where, f"unknown key {key!r}; expected one of {', '.join(sorted(allowed))}")
 
 
+
 def _pos_int(path: Path, where: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _fail(path, where, f"{value!r} must be a positive integer")
     return value
+
 
 
 def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
@@ -190,85 +168,34 @@ def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
     return value
 
 
+
 def _number(path: Path, where: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(path, where, f"{value!r} must be a number")
     return float(value)
 
 
-def resolve_relative(value: Any, tuned_lr: float, *, range_value: float | None = None,
-                     zoo_value: float | None = None) -> Any:
-    """``"tuned"``, ``"tuned*3"``, ``"tuned/3"``, ``"0.5*tuned"`` (and the same with ``range`` or
-    ``zoo``) -> numbers; others unchanged. ``range`` stands for ``range_value`` (the range test's
-    bound for that field); ``zoo`` for ``zoo_value``, the LR shipped in ``agents/`` (the Zoo's
-    value, whatever ``tuned`` means in this spec; default ``tuned_lr``).
 
-    >>> resolve_relative("tuned/4", 1e-3), resolve_relative("2*tuned", 1e-3), resolve_relative(1e-4, 1e-3)
-    (0.00025, 0.002, 0.0001)
-    >>> resolve_relative("range*2", 1e-3, range_value=0.01)
-    0.02
-    """
-    if not isinstance(value, str):
-        return value
-    m = _RELATIVE.match(value)
-    rule = f"{value!r} must be a number or tuned, tuned*X, tuned/X, X*tuned (or the same with range)"
-    if not m:
-        raise ValueError(rule)
-    try:
-        pre = float(m.group("pre")) if m.group("pre") else 1.0
-        num = float(m.group("num")) if m.group("op") else 1.0
-    except ValueError:  # the pattern admits "e", "+-" ...
-        raise ValueError(f"{rule} with X a number") from None
-    if m.group("op") == "/" and num == 0:
-        raise ValueError(f"{value!r} divides by zero; X in {m.group('ref')}/X must be non-zero")
-    if m.group("ref") == "range":
-        if range_value is None:
-            raise ValueError(f"{value!r} needs an [lr_range] table (the range test gives its value)")
-        ref = range_value
-    elif m.group("ref") == "zoo":
-        ref = tuned_lr if zoo_value is None else zoo_value
-    else:
-        ref = tuned_lr
-    out = ref * pre
-    out = out * num if m.group("op") == "*" else out / num if m.group("op") == "/" else out
-    return float(f"{out:.12g}")  # tuned/3 of 3e-4 is 1e-4, not 9.999999999999999e-05
-
-
-def resolve_schedule(table: dict[str, Any], tuned_lr: float, bounds: dict[str, float] | None,
-                     zoo_lr: float | None = None) -> dict[str, Any]:
-    """The schedule table with every relative LR field resolved; ``bounds`` are the range test's
-    ``base_lr``/``max_lr`` (a ``"range"`` in ``min_lr`` or ``lr`` takes ``base_lr``)."""
-    out = {}
-    for key, value in table.items():
-        if key in _LR_FIELDS:
-            ref = None if bounds is None else bounds["max_lr" if key in ("max_lr", "spike_lr") else "base_lr"]
-            value = resolve_relative(value, tuned_lr, range_value=ref, zoo_value=zoo_lr)
-        out[key] = value
-    return out
-
-
-def _load_tuned(path: Path, raw: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    """``tuned = ["tune-out/tuned_lr.json", ...]`` (relative to the spec): records of ``clr-rl tune``."""
+def _load_tuned(path: Path, raw: Any) -> dict[tuple[str, str], TunedLR]:
+    """``tuned = ["tune-out/tuned_lr.json", ...]`` (relative to the spec): records of ``clr-rl tune``,
+    read by :meth:`TunedLR.read`."""
     if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
         raise _fail(path, "tuned", f"{raw!r} must be a list of paths to tuned_lr.json records")
-    out: dict[tuple[str, str], dict[str, Any]] = {}
+    out: dict[tuple[str, str], TunedLR] = {}
     for item in raw:
         file = (path.parent / item) if not Path(item).is_absolute() else Path(item)
         if not file.is_file():
             raise _fail(path, "tuned", f"{item!r}: no such tune record")
         try:
-            record = json.loads(file.read_text())
-            key = (str(record["algo"]), str(record["env_id"]))
-            float(record["value"])
-        except (ValueError, KeyError, TypeError):
+            record = TunedLR.read(file)
+        except ConfigError:
             raise _fail(path, "tuned", f"{item!r} is not a clr-rl tune record (needs algo, env_id, value)") from None
-        record["path"] = str(file.resolve())
-        out[key] = record
+        out[(record.algo, record.env_id)] = record
     return out
 
 
 def _load_tune(path: Path, raw: Any, eval_seeds: tuple[int, ...]) -> TuneSpec:
-    from clr_rl.tuning import parse_grid, parse_range
+    from clr_rl.phases.tune import parse_grid, parse_range
 
     table = _table(path, "tune", raw)
     _check_keys(path, "tune", table, {"grid", "trials", "range", "seeds", "criterion"})
@@ -292,8 +219,9 @@ def _load_tune(path: Path, raw: Any, eval_seeds: tuple[int, ...]) -> TuneSpec:
     return TuneSpec(grid, trials, lr_range, tuple(seeds), criterion)
 
 
+
 def _load_lr_range(path: Path, raw: Any) -> LRRangeSpec:
-    from clr_rl.tuning import parse_grid, parse_range
+    from clr_rl.phases.tune import parse_grid, parse_range
 
     table = _table(path, "lr_range", raw)
     _check_keys(path, "lr_range", table, {"method", "timesteps", "range", "grid", "seeds", "points"})
@@ -309,10 +237,11 @@ def _load_lr_range(path: Path, raw: Any) -> LRRangeSpec:
     return LRRangeSpec(method, timesteps, lr_range, grid, seeds, points)
 
 
+
 def _load_tradeoff(path: Path, raw: Any, defaults: dict[str, Any],
                    overrides: dict[str, dict[str, Any]]) -> TradeoffSpec:
     """``[tradeoff]``: each field's type and range (the env-dependent checks, such as a first cycle
-    of at least two LR updates, are :func:`clr_rl.tradeoff.plan_tradeoff`'s, in ``compare``)."""
+    of at least two LR updates, are :func:`clr_rl.phases.tradeoff.plan_tradeoff`'s, in ``compare``)."""
     table = _table(path, "tradeoff", raw)
     _check_keys(path, "tradeoff", table, _TRADEOFF_KEYS)
     if "cycles" not in table:
@@ -356,9 +285,10 @@ def _load_tradeoff(path: Path, raw: Any, defaults: dict[str, Any],
                         str(defaults.get("algo", "ppo")), str(defaults.get("device", "auto")))
 
 
+
 def _load_settings(path: Path, where: str, table: dict[str, Any]) -> dict[str, Any]:
     """Run settings given in ``table`` under their spec keys, checked by each setting's own rule."""
-    from clr_rl.runner import RunConfig
+    from clr_rl.run.config import RunConfig
 
     settings = RunConfig.settings()
     out = {}
@@ -373,6 +303,7 @@ def _load_settings(path: Path, where: str, table: dict[str, Any]) -> dict[str, A
                 setting.check(value)
         out[name] = dict(value) if isinstance(value, dict) else value
     return out
+
 
 
 def _load_arm(path: Path, name: str, table: Any, defaults: dict[str, Any]) -> Arm:
@@ -395,6 +326,7 @@ def _load_arm(path: Path, name: str, table: Any, defaults: dict[str, Any]) -> Ar
     return Arm(name, schedule, settings)
 
 
+
 def _load_envs(path: Path, raw: dict[str, Any]) -> list[str]:
     if ("envs" in raw) == ("suite" in raw):
         raise _fail(path, "envs", "give exactly one of envs = [...] or suite = \"...\"")
@@ -405,10 +337,11 @@ def _load_envs(path: Path, raw: dict[str, Any]) -> list[str]:
         if len(set(envs)) != len(envs):
             raise _fail(path, "envs", f"{envs!r} lists an env twice")
         return list(envs)
-    from clr_rl.envs import load_suite
+    from clr_rl.run.envs import load_suite
 
     with config_errors(f"{path}: suite"):
         return [info.env_id for info in load_suite(str(raw["suite"]))]
+
 
 
 def _load_seeds(path: Path, raw: Any) -> tuple[int, ...]:
@@ -419,6 +352,7 @@ def _load_seeds(path: Path, raw: Any) -> tuple[int, ...]:
             raise _fail(path, "seeds", f"{raw!r} lists a seed twice")
         return tuple(raw)
     return tuple(range(_pos_int(path, "seeds", raw)))
+
 
 
 def _load_overrides(path: Path, raw: Any, envs: list[str]) -> dict[str, dict[str, Any]]:
@@ -441,6 +375,7 @@ def _load_overrides(path: Path, raw: Any, envs: list[str]) -> dict[str, dict[str
     return {k: dict(v) for k, v in overrides.items()}
 
 
+
 def _load_margin(path: Path, raw: Any) -> float | None:
     table = _table(path, "report", raw)
     _check_keys(path, "report", table, {"margin"})
@@ -450,6 +385,7 @@ def _load_margin(path: Path, raw: Any) -> float | None:
     if not 0 < margin < 0.5:
         raise _fail(path, "report.margin", f"{margin!r} must be in (0, 0.5)")
     return margin
+
 
 
 def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
@@ -506,145 +442,53 @@ def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
                 float(gpus_per_run), tuned, tune, lr_range, margin, tradeoff)
 
 
-def env_budget(spec: Spec, env_id: str) -> int:
-    """The env's timesteps: the env's override, else the spec's, else the suite's default."""
-    from clr_rl.envs import env_info
+def resolve_relative(value: Any, tuned_lr: float, *, range_value: float | None = None,
+                     zoo_value: float | None = None) -> Any:
+    """``"tuned"``, ``"tuned*3"``, ``"tuned/3"``, ``"0.5*tuned"`` (and the same with ``range`` or
+    ``zoo``) -> numbers; others unchanged. ``range`` stands for ``range_value`` (the range test's
+    bound for that field); ``zoo`` for ``zoo_value``, the LR shipped in ``agents/`` (the Zoo's
+    value, whatever ``tuned`` means in this spec; default ``tuned_lr``).
 
-    over = spec.overrides.get(env_id, {})
-    info = env_info(env_id)
-    timesteps = over.get("timesteps") or spec.timesteps or (info.timesteps if info else None)
-    if timesteps is None:
-        raise _fail(spec.path, "timesteps", f"env {env_id!r} has no default budget in envs/; set timesteps")
-    return int(timesteps)
-
-
-def run_config(spec: Spec, env_id: str, settings: dict[str, Any], **fields: Any) -> Any:
-    """A RunConfig for ``env_id``: the spec's run settings < the env's overrides < ``settings`` (an
-    arm's); hyperparameters merge key by key in that order; ``fields`` (schedule, seed, ...) as given."""
-    from clr_rl.runner import RunConfig
-
-    over = spec.overrides.get(env_id, {})
-    if "vec_env" in over and "vec_env" not in settings:  # spec < env < arm, as for hyperparameters
-        settings = {**settings, "vec_env": over["vec_env"]}
-    kwargs = {**settings, "overrides": _hyperparams(spec, env_id, settings), "env_id": env_id,
-              "timesteps": env_budget(spec, env_id),
-              "eval_every": over.get("eval_every") or spec.eval_every,
-              "eval_episodes": over.get("eval_episodes") or spec.eval_episodes, "threads": 1, **fields}
-    return RunConfig(**kwargs)
-
-
-def _hyperparams(spec: Spec, env_id: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Top-level ``[hyperparams]`` < ``[overrides.<env>.hyperparams]`` < the arm's ``hyperparams``."""
-    return {**spec.raw.get("hyperparams", {}), **spec.overrides.get(env_id, {}).get("hyperparams", {}),
-            **settings.get("overrides", {})}
-
-
-Results = dict[tuple[str, str], dict[str, Any]]  # (algo, env) -> a tuning or range-test result
-
-
-def _tuned_value(spec: Spec, arm: Arm, env_id: str, family: str,
-                 tuned: Results | None) -> tuple[float, str, dict[str, Any]]:
-    """The fixed LR that ``"tuned"`` means for this arm on this env, its provenance, and the
-    provenance hyperparameters (``tuned_lr*``) the run records."""
-
-    key = (arm.algo, env_id)
-    if spec.tune is not None:
-        if tuned is None or key not in tuned:
-            return 1e-3, "tuned in this batch (pending)", {}
-        result = tuned[key]
-        note = f"tuned in this batch: {result['method']}, criterion {result['criterion']}, seeds {result['seeds']}"
-        return float(result["value"]), note, {"tuned_lr": float(result["value"]), "tuned_lr_source": note,
-                                              "tuned_lr_cost_timesteps": int(result["cost_timesteps"])}
-    record = spec.tuned.get(key)
-    if record is not None:
-        note = (f"clr-rl tune record {record['path']} ({record.get('method', '?')}, "
-                f"criterion {record.get('criterion', '?')})")
-        return float(record["value"]), note, {"tuned_lr": float(record["value"]), "tuned_lr_source": note,
-                                              "tuned_lr_cost_timesteps": record.get("cost_timesteps")}
-    zoo_lr, note = _zoo_value(spec, arm, env_id, family)
-    return zoo_lr, note, {}
-
-
-def tradeoff_request(spec: Spec, env_id: str, tuned: Results | None = None) -> tuple[dict[str, Any], str]:
-    """The keyword arguments of :func:`clr_rl.tradeoff.tradeoff` (less ``out`` and ``workers``) for
-    ``env_id`` under the spec's ``[tradeoff]``, and where its max LR comes from.
-
-    ``max_lr = "tuned"`` means what ``"tuned"`` means for the arms: the batch's ``[tune]`` value
-    (``tuned``; before tuning, the value in ``agents/`` stands in), else a ``tuned = [...]`` record,
-    else ``agents/``. Hyperparameters: ``[hyperparams]`` < ``[overrides.<env>.hyperparams]``.
+    >>> resolve_relative("tuned/4", 1e-3), resolve_relative("2*tuned", 1e-3), resolve_relative(1e-4, 1e-3)
+    (0.00025, 0.002, 0.0001)
+    >>> resolve_relative("range*2", 1e-3, range_value=0.01)
+    0.02
     """
-    t = spec.tradeoff
-    if t is None:
-        raise ValueError("the spec has no [tradeoff] table")
-    over = spec.overrides.get(env_id, {})
-    hyperparams = _hyperparams(spec, env_id, {})
-    max_lr: float | str = t.max_lr
-    if t.max_lr != "tuned":
-        note = f"max_lr {t.max_lr:g} given in the spec's [tradeoff]"
-    elif spec.tune is not None and tuned is not None:
-        r = tuned[(t.algo, env_id)]
-        max_lr = float(r["value"])
-        note = (f"max_lr {max_lr:g} = the env's tuned fixed LR, tuned in this batch: {r['method']}, "
-                f"criterion {r['criterion']}, seeds {r['seeds']}")
-    elif spec.tune is not None:
-        note = "max_lr = the env's tuned fixed LR, tuned in this batch (pending)"
-    elif (t.algo, env_id) in spec.tuned:
-        record = spec.tuned[(t.algo, env_id)]
-        max_lr = float(record["value"])
-        note = f"max_lr {max_lr:g} = the env's tuned fixed LR, clr-rl tune record {record['path']}"
+    if not isinstance(value, str):
+        return value
+    m = _RELATIVE.match(value)
+    rule = f"{value!r} must be a number or tuned, tuned*X, tuned/X, X*tuned (or the same with range)"
+    if not m:
+        raise ValueError(rule)
+    try:
+        pre = float(m.group("pre")) if m.group("pre") else 1.0
+        num = float(m.group("num")) if m.group("op") else 1.0
+    except ValueError:  # the pattern admits "e", "+-" ...
+        raise ValueError(f"{rule} with X a number") from None
+    if m.group("op") == "/" and num == 0:
+        raise ValueError(f"{value!r} divides by zero; X in {m.group('ref')}/X must be non-zero")
+    if m.group("ref") == "range":
+        if range_value is None:
+            raise ValueError(f"{value!r} needs an [lr_range] table (the range test gives its value)")
+        ref = range_value
+    elif m.group("ref") == "zoo":
+        ref = tuned_lr if zoo_value is None else zoo_value
     else:
-        note = "max_lr = the env's tuned fixed LR in agents/"
-    kwargs = {"algo": t.algo, "env_id": env_id, "timesteps": t.timesteps or env_budget(spec, env_id),
-              "cycles": t.cycles, "t_mult": t.t_mult, "min_lr_fraction": t.min_lr_fraction, "max_lr": max_lr,
-              "seeds": t.seeds, "validate": t.validate, "overrides": hyperparams,
-              "eval_episodes": over.get("eval_episodes") or spec.eval_episodes, "device": t.device}
-    return kwargs, note
+        ref = tuned_lr
+    out = ref * pre
+    out = out * num if m.group("op") == "*" else out / num if m.group("op") == "/" else out
+    return float(f"{out:.12g}")  # tuned/3 of 3e-4 is 1e-4, not 9.999999999999999e-05
 
 
-def _zoo_value(spec: Spec, arm: Arm, env_id: str, family: str) -> tuple[float, str]:
-    """The LR shipped in agents/ for this arm's algo on this env (``"zoo"``), and its provenance."""
-    from clr_rl.agents import agent_config
 
-    agent = agent_config(arm.algo, env_id, family, _hyperparams(spec, env_id, arm.settings))
-    return agent.tuned_lr, f"agents/{arm.algo}.toml: {agent.tuned_lr_source}"
-
-
-def _range_bounds(spec: Spec, arm: Arm, env_id: str, ranges: Results | None) -> tuple[dict[str, float] | None, str]:
-    if not arm.refers_to("range"):
-        return None, ""
-    if ranges is None or (arm.algo, env_id) not in ranges:
-        return {"base_lr": 1e-4, "max_lr": 1e-3}, "LR range test in this batch (pending)"
-    r = ranges[(arm.algo, env_id)]
-    return ({"base_lr": float(r["base_lr"]), "max_lr": float(r["max_lr"])},
-            f"LR range test in this batch ({r['method']}): base_lr {r['base_lr']:g}, max_lr {r['max_lr']:g}")
-
-
-def plan(spec: Spec, *, tuned: Results | None = None, ranges: Results | None = None) -> list[PlannedRun]:
-    """Resolve and validate every arm run of the spec (env ids, LRs, hyperparameters, aliasing).
-
-    ``tuned`` / ``ranges`` hold the batch's own tuning and range-test results; without them (or
-    for an (algo, env) they lack) a ``[tune]`` / ``[lr_range]`` spec is planned with stand-in values:
-    a check of everything but the values themselves, before any tuning runs.
-    """
-    from clr_rl.envs import env_family
-    from clr_rl.runner import prepare
-
-    runs = []
-    for env_id in spec.envs:
-        with config_errors(f"{spec.path}: envs"):
-            family = env_family(env_id)
-        for arm in spec.arms:
-            with config_errors(f"{spec.path}: arms.{arm.name} on {env_id}"):
-                tuned_lr, provenance, hp_extra = _tuned_value(spec, arm, env_id, family, tuned)
-                bounds, range_note = _range_bounds(spec, arm, env_id, ranges)
-                zoo_lr, zoo_note = _zoo_value(spec, arm, env_id, family)
-                table = resolve_schedule(arm.schedule, tuned_lr, bounds, zoo_lr)
-                note = "; ".join(n for n in (provenance if arm.refers_to("tuned") else "", range_note,
-                                             zoo_note if arm.refers_to("zoo") else "") if n)
-                settings = {**arm.settings, "overrides": {**arm.settings.get("overrides", {}), **hp_extra}}
-                for seed in spec.seeds:
-                    config = run_config(spec, env_id, settings, schedule=parse_schedule(table), seed=seed,
-                                        arm=arm.name, lr_provenance=note or "given in the spec")
-                    runs.append(PlannedRun(env_id, arm.name, seed, run_folder(env_id, arm.name, seed),
-                                           prepare(config)))
-    return runs
+def resolve_schedule(table: dict[str, Any], tuned_lr: float, bounds: dict[str, float] | None,
+                     zoo_lr: float | None = None) -> dict[str, Any]:
+    """The schedule table with every relative LR field resolved; ``bounds`` are the range test's
+    ``base_lr``/``max_lr`` (a ``"range"`` in ``min_lr`` or ``lr`` takes ``base_lr``)."""
+    out = {}
+    for key, value in table.items():
+        if key in _LR_FIELDS:
+            ref = None if bounds is None else bounds["max_lr" if key in ("max_lr", "spike_lr") else "base_lr"]
+            value = resolve_relative(value, tuned_lr, range_value=ref, zoo_value=zoo_lr)
+        out[key] = value
+    return out

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from clr_rl.envs import data_dir
+from clr_rl.run.envs import data_dir
 
-__all__ = ["ALGOS", "OPTIMIZERS", "AgentConfig", "agent_config", "build_model", "parse_overrides"]
+__all__ = ["ALGOS", "AgentConfig", "OPTIMIZERS", "agent_config", "build_model", "parse_overrides"]
 
 ALGOS = ("ppo", "dqn")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")

@@ -1,39 +1,4 @@
-"""The return-vs-budget tradeoff curve from one run (Portes et al. 2022): ``clr-rl tradeoff``.
-
-Portes, Blalock, Stephenson, Frankle, "Fast Benchmarking of Accuracy vs. Training Time with
-Cyclic Learning Rates" (arXiv 2206.00832) train once with cosine annealing with warm restarts
-whose cycles grow by ``t_mult`` (their runs: Composer's ``CosineAnnealingWarmRestartsScheduler``,
-``T0`` epochs, ``Tmult = 2``, LR annealed to its minimum at every trough and restarted at its
-maximum) and read one point of the accuracy-vs-budget curve at each trough. This module does
-the same for RL with :class:`clr_rl.schedules.CosineRestarts`: cycle ``i`` (from 0) lasts
-``c0 * t_mult ** i``, so with ``K`` cycles over ``T`` timesteps ``c0 = T (m - 1) / (m^K - 1)``
-and cycle ``k`` ends at ``e_k = c0 (m^k - 1) / (m - 1)`` (``m = 2``: ``c0 = T / (2^K - 1)``,
-``e_k = c0 (2^k - 1)``).
-
-Rounding to LR updates (SB3 sets the LR once per update: PPO every ``n_steps * n_envs``
-timesteps, DQN every ``train_freq * n_envs``): for an integer ``t_mult`` the first cycle is
-rounded to the nearest whole number ``u`` of updates (``c0 = u U``) and the run's length becomes
-``c0 (m^K - 1) / (m - 1)``, so every trough falls exactly on an update boundary; for a
-fractional ``t_mult`` the run is rounded to whole updates and each budget is the first update
-boundary at or after its trough. Both numbers (asked and used) are in ``tradeoff.json``.
-
-What each point measures: the runner evaluates when the step counter reaches the budget, which
-is before SB3's update on the rollout that ends there. The policy evaluated at budget ``B`` has
-therefore learnt from every update up to ``B - U`` (all of them inside the cycle that ends at
-``B``, the last one near the trough); the separate runs of ``validate`` are evaluated the same
-way, so both approaches drop the same last update.
-
-``validate=True`` trains, for each budget ``B``, separate runs from scratch with one cosine
-cycle over ``B`` (the same LR bounds) and reports the gap single - separate per budget. The
-first budget's separate run has the same seed and, up to that budget, the same LR at every
-update as the single run: its gap is zero by construction, so the summary also gives the mean
-absolute gap over the other budgets.
-
-Example:
-    >>> p = plan_tradeoff("ppo", "CartPole-v1", 32768, 4)
-    >>> p.update_every, p.first_cycle_timesteps, p.timesteps, p.budgets
-    (256, 2304.0, 34560, (2304, 6912, 16128, 34560))
-"""
+"""The return-vs-budget tradeoff curve from one SGDR run (Portes et al. 2022)."""
 
 from __future__ import annotations
 
@@ -45,19 +10,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clr_rl.schedules import CosineRestarts
+from clr_rl.execute.options import ExecOptions
+from clr_rl.phases.tradeoff_plot import _plot
+from clr_rl.schedules.cyclical import CosineRestarts
 
-__all__ = ["TradeoffPlan", "gap_stats", "plan_tradeoff", "tradeoff"]
+__all__ = ["CSV_COLUMNS", "GAP_COLUMNS", "SINGLE_ARM", "TradeoffJob", "TradeoffPlan", "gap_stats", "plan_tradeoff", "tradeoff"]
+
 
 SINGLE_ARM = "restarts"
+
+
+
 CSV_COLUMNS = ("approach", "cycle", "budget", "eval_timesteps", "seeds", "mean_return", "std_return", "ci_low",
                "ci_high", "mean_normalised", "ci_low_normalised", "ci_high_normalised", "per_seed")
+
+
+
 GAP_COLUMNS = ("cycle", "budget", "seeds", "gap_return", "gap_normalised", "ci_low_normalised",
                "ci_high_normalised", "identical_by_construction")
 
 
+
 def _anneal_arm(budget: int) -> str:
     return f"anneal{budget}"
+
 
 
 @dataclass(frozen=True)
@@ -91,10 +67,12 @@ class TradeoffPlan:
                 "separate_over_single": separate / self.timesteps}
 
 
+
 def _int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
     return value
+
 
 
 def _max_lr(max_lr: float | str, tuned_lr: float, tuned_source: str) -> tuple[float, str]:
@@ -103,6 +81,7 @@ def _max_lr(max_lr: float | str, tuned_lr: float, tuned_source: str) -> tuple[fl
     if isinstance(max_lr, bool) or not isinstance(max_lr, (int, float)) or not math.isfinite(max_lr) or max_lr <= 0:
         raise ValueError(f"max_lr={max_lr!r} must be a number > 0 or 'tuned'")
     return float(max_lr), f"max_lr {max_lr:g} given by the user"
+
 
 
 def plan_tradeoff(algo: str, env_id: str, timesteps: int, cycles: int, *, t_mult: float = 2.0,
@@ -114,8 +93,8 @@ def plan_tradeoff(algo: str, env_id: str, timesteps: int, cycles: int, *, t_mult
     updates, and bad LR bounds. ``min_lr = min_lr_fraction * max_lr`` (default 0: Composer's
     ``alpha_f`` default, and the Zoo's ``lin_`` schedules also end at 0).
     """
-    from clr_rl.agents import agent_config
-    from clr_rl.envs import env_family
+    from clr_rl.run.agents import agent_config
+    from clr_rl.run.envs import env_family
 
     if algo not in ("ppo", "dqn"):
         raise ValueError(f"algo={algo!r} must be ppo or dqn")
@@ -163,10 +142,12 @@ def plan_tradeoff(algo: str, env_id: str, timesteps: int, cycles: int, *, t_mult
         eval_every=eval_every, schedule=schedule, lr_provenance=provenance, overrides=dict(overrides or {}))
 
 
+
 def _planned_runs(plan: TradeoffPlan, seeds: int, validate: bool, eval_episodes: int | None,
                   device: str) -> list[Any]:
-    from clr_rl.runner import RunConfig, prepare
-    from clr_rl.specs import PlannedRun
+    from clr_rl.execute.planned import PlannedRun
+    from clr_rl.run.config import RunConfig
+    from clr_rl.run.prepare import prepare
 
     def planned(arm: str, schedule: CosineRestarts, timesteps: int, eval_every: int, seed: int) -> Any:
         config = RunConfig(algo=plan.algo, env_id=plan.env_id, schedule=schedule, timesteps=timesteps, seed=seed,
@@ -181,6 +162,7 @@ def _planned_runs(plan: TradeoffPlan, seeds: int, validate: bool, eval_episodes:
     return runs
 
 
+
 def _finished(out: Path, run: Any) -> dict[str, Any] | None:
     from clr_rl.store import read_json
 
@@ -191,11 +173,13 @@ def _finished(out: Path, run: Any) -> dict[str, Any] | None:
     return record if record.get("status") == "finished" else None
 
 
+
 def _status(out: Path, run: Any) -> str:
     from clr_rl.store import read_json
 
     path = out / run.folder / "run.json"
     return str(read_json(path).get("status", "?")) if path.is_file() else "not started"
+
 
 
 def _at(rows: list[dict[str, float]], budget: int) -> dict[str, float] | None:
@@ -204,6 +188,7 @@ def _at(rows: list[dict[str, float]], budget: int) -> dict[str, float] | None:
         if row["timesteps"] >= budget:
             return row
     return None
+
 
 
 def gap_stats(single: Any, separate: Any, *, reps: int, seed: int, confidence: float = 0.95) -> dict[str, Any]:
@@ -252,8 +237,9 @@ def gap_stats(single: Any, separate: Any, *, reps: int, seed: int, confidence: f
     return out
 
 
+
 def _curve_row(approach: str, cycle: int, budget: int, evals: list[dict[str, float]], norm: Any) -> dict[str, Any]:
-    from clr_rl.stats import mean_ci_t
+    from clr_rl.stats.aggregates import mean_ci_t
 
     values = [e["mean_return"] for e in evals]
     mean, std, lo, hi = mean_ci_t(values)
@@ -265,10 +251,11 @@ def _curve_row(approach: str, cycle: int, budget: int, evals: list[dict[str, flo
             "ci_high_normalised": n_hi, "per_seed": ";".join(f"{v:g}" for v in values)}
 
 
+
 def _normaliser(env_id: str) -> tuple[Callable[[float], float], str]:
     """(return -> normalised score, the normalisation in words): the env's random and reference
     scores from ``envs/``, or the raw return when it has none."""
-    from clr_rl.envs import env_info
+    from clr_rl.run.envs import env_info
 
     info = env_info(env_id)
     if info is not None:
@@ -285,8 +272,13 @@ def _normaliser(env_id: str) -> tuple[Callable[[float], float], str]:
     return raw, "no reference scores for this env: 'normalised' values are raw returns"
 
 
+
 _ByArm = dict[str, dict[int, tuple[dict[str, Any], list[dict[str, float]]]]]
+
+
+
 _PerSeed = dict[str, dict[int, list[float | None]]]
+
 
 
 def _collect(out: Path, runs: list[Any]) -> tuple[_ByArm, list[dict[str, str]]]:
@@ -302,6 +294,7 @@ def _collect(out: Path, runs: list[Any]) -> tuple[_ByArm, list[dict[str, str]]]:
         else:
             left_out.append({"folder": run.folder, "status": _status(out, run)})
     return by_arm, left_out
+
 
 
 def _curves(plan: TradeoffPlan, by_arm: _ByArm, validate: bool,
@@ -331,6 +324,7 @@ def _curves(plan: TradeoffPlan, by_arm: _ByArm, validate: bool,
     return rows, per_seed
 
 
+
 def _compute(plan: TradeoffPlan, by_arm: _ByArm, validate: bool, elapsed: float) -> dict[str, Any]:
     """Timesteps and wall seconds per seed of each approach, and the whole call's elapsed seconds."""
     wall_single = [rec.get("wall_seconds", 0.0) for rec, _ in by_arm[SINGLE_ARM].values()]
@@ -344,6 +338,7 @@ def _compute(plan: TradeoffPlan, by_arm: _ByArm, validate: bool, elapsed: float)
         if walls:
             compute["separate_wall_seconds_per_seed"] = sum(walls.values()) / len(walls)
     return compute
+
 
 
 def _gaps(plan: TradeoffPlan, per_seed: _PerSeed, norm: Callable[[float], float], reps: int,
@@ -368,6 +363,7 @@ def _gaps(plan: TradeoffPlan, per_seed: _PerSeed, norm: Callable[[float], float]
     return gaps, gap_rows
 
 
+
 def _plan_record(plan: TradeoffPlan) -> dict[str, Any]:
     """``tradeoff.json``'s ``plan``: where the cycles and budgets fell, and the schedules."""
     return {"timesteps": plan.timesteps, "requested_timesteps": plan.requested_timesteps,
@@ -378,8 +374,10 @@ def _plan_record(plan: TradeoffPlan) -> dict[str, Any]:
             "lr_provenance": plan.lr_provenance}
 
 
+
 def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, t_mult: float = 2.0,
              min_lr_fraction: float = 0.0, max_lr: float | str = "tuned", seeds: int = 3, workers: int | None = None,
+             options: ExecOptions | None = None,
              validate: bool = False, eval_episodes: int | None = None, overrides: dict[str, Any] | None = None,
              device: str = "auto", reps: int = 10_000, stats_seed: int = 0) -> dict[str, Any]:
     """Train ``seeds`` runs of one multiplicative cosine-restarts schedule and read the curve off them.
@@ -390,7 +388,7 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
     the batch runner (``out/runs/<env>/<arm>/seed<k>``): parallel, and resumable by running the
     same call again. Returns the ``tradeoff.json`` record.
     """
-    from clr_rl.batch import execute
+    from clr_rl.execute.batch import execute
     from clr_rl.store import check_writable, write_csv_atomic, write_text_atomic
 
     out = Path(out)
@@ -414,7 +412,7 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
           f"{', '.join(f'{b:,}' for b in plan.budgets)}; LR updated every {plan.update_every} ({plan.update_how})",
           flush=True)
     t0 = time.time()
-    status = execute(runs, out, meta=meta, workers=workers, quiet=True)
+    status = execute(runs, out, meta=meta, options=options or ExecOptions(workers=workers), quiet=True)
     elapsed = time.time() - t0
 
     norm, norm_note = _normaliser(env_id)
@@ -437,6 +435,7 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
     _plot(out / "tradeoff.png", plan, rows, single, gaps, compute)
     _print(result)
     return result
+
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -465,91 +464,24 @@ def _print(result: dict[str, Any]) -> None:
         print("the curves use the finished runs only; see run.json in the folders above")
 
 
-def _draw_curves(ax: Any, rows: list[dict[str, Any]], single: dict[int, Any]) -> None:
-    """The whole single-run curve (mean over seeds at every evaluation), faint, and each approach's
-    points at the budgets with their 95% CIs."""
-    import numpy as np
 
-    curves = [ev for _, ev in single.values()]
-    ts = sorted({e["timesteps"] for ev in curves for e in ev if e["timesteps"] > 0})
-    if ts:
-        ys = np.array([np.interp(ts, [e["timesteps"] for e in ev], [e["mean_return"] for e in ev]) for ev in curves])
-        ax.plot(ts, ys.mean(axis=0), color="tab:blue", lw=0.8, alpha=0.45, label="single run, every evaluation")
-    for approach, color, marker, label in (("single", "tab:blue", "o", "single run: end of each cycle"),
-                                           ("separate", "tab:orange", "s", "separate runs, one cosine each")):
-        pts = [r for r in rows if r["approach"] == approach]
-        if not pts:
-            continue
-        x = np.array([r["budget"] for r in pts], dtype=float)
-        y = np.array([r["mean_return"] for r in pts])
-        lo = np.array([r["ci_low"] if math.isfinite(r["ci_low"]) else r["mean_return"] for r in pts])
-        hi = np.array([r["ci_high"] if math.isfinite(r["ci_high"]) else r["mean_return"] for r in pts])
-        ax.errorbar(x, y, yerr=[y - lo, hi - y], color=color, marker=marker, ms=6, lw=1.6, capsize=3,
-                    label=f"{label} (n={max(r['seeds'] for r in pts)})")
+# ---------------------------------------------------------------------------------- tradeoff curves
+@dataclass(frozen=True)
+class TradeoffJob:
+    """The ``[tradeoff]`` curve of one env: :func:`clr_rl.phases.tradeoff.tradeoff`'s arguments and plan."""
 
+    env_id: str
+    kwargs: dict[str, Any]
+    max_lr_note: str
+    plan: Any  # clr_rl.phases.tradeoff.TradeoffPlan (imported lazily)
+    folder: Path
 
-def _style_curves(ax: Any, plan: TradeoffPlan, gaps: dict[str, Any] | None, compute: dict[str, Any]) -> None:
-    """Log x, labels, legend, and a title with each approach's compute per seed."""
-    ax.set_xscale("log")
-    ax.set_ylabel("evaluation return\n(mean, 95% CI over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    title = (f"{plan.algo.upper()} {plan.env_id}: return vs budget from one run ({plan.cycles} cycles, "
-             f"t_mult {plan.t_mult:g})\ncompute per seed: single run {compute['single_timesteps_per_seed']:,} "
-             "timesteps")
-    if gaps:
-        title += (f"; separate runs {compute['separate_timesteps_per_seed']:,} "
-                  f"({compute['separate_over_single']:.2f}x)")
-    ax.set_title(title, fontsize=9)
-
-
-def _draw_gap(g: Any, plan: TradeoffPlan, gaps: dict[str, Any]) -> None:
-    """The gap single - separate per budget with its paired-bootstrap CI."""
-    import numpy as np
-
-    x = np.array(plan.budgets, dtype=float)
-    y = np.array(gaps["gap"])
-    g.errorbar(x, y, yerr=[y - np.array(gaps["ci_low"]), np.array(gaps["ci_high"]) - y], color="tab:red",
-               marker="D", ms=5, capsize=3, lw=1.2)
-    g.axhline(0.0, color="black", lw=0.8)
-    m = gaps["mean_abs_gap"]
-    g.set_ylabel("gap, normalised\n(single - separate)")
-    g.set_title(f"mean |gap| {m['estimate']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}] (paired bootstrap, "
-                "95%); first budget identical by construction", fontsize=8)
-    g.grid(alpha=0.3)
-
-
-def _draw_lr(lr_ax: Any, plan: TradeoffPlan) -> None:
-    """The single run's LR against the budget, ticks at the budgets."""
-    import numpy as np
-
-    grid = np.geomspace(max(1.0, plan.budgets[0] / 8), plan.timesteps, 800)
-    lr_ax.plot(grid, [plan.schedule(1 - t / plan.timesteps) for t in grid], color="tab:blue", lw=1.0,
-               label="single run")
-    lr_ax.set_ylabel("learning rate")
-    lr_ax.set_xlabel("budget (timesteps); dotted: cycle ends")
-    lr_ax.grid(alpha=0.3)
-    lr_ax.set_xticks(list(plan.budgets), [f"{b:,}" for b in plan.budgets])
-    lr_ax.minorticks_off()
-
-
-def _plot(path: Path, plan: TradeoffPlan, rows: list[dict[str, Any]], single: dict[int, Any],
-          gaps: dict[str, Any] | None, compute: dict[str, Any]) -> None:
-    from clr_rl.plots import _pyplot
-
-    plt = _pyplot()
-    panels = 3 if gaps else 2
-    fig, axes = plt.subplots(panels, 1, figsize=(8, 2.6 * panels + 1.2), dpi=100, sharex=True,
-                             gridspec_kw={"height_ratios": [3, 1.3, 1.3][:panels]})
-    _draw_curves(axes[0], rows, single)
-    for a in axes:
-        for b in plan.budgets:
-            a.axvline(b, color="grey", ls=":", lw=0.8)
-    _style_curves(axes[0], plan, gaps, compute)
-    if gaps:
-        _draw_gap(axes[1], plan, gaps)
-    _draw_lr(axes[-1], plan)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    def describe(self) -> str:
+        p, seeds = self.plan, self.kwargs["seeds"]
+        runs, steps = seeds, seeds * p.timesteps
+        line = (f"{p.algo} on {self.env_id}: {seeds} seeds x one {p.cycles}-cycle run of {p.timesteps:,} timesteps "
+                f"(asked {p.requested_timesteps:,}); budgets {' / '.join(f'{b:,}' for b in p.budgets)}")
+        if self.kwargs["validate"]:
+            runs, steps = runs + seeds * len(p.budgets), steps + seeds * sum(p.budgets)
+            line += f"; validate: + {seeds} x {len(p.budgets)} separate runs"
+        return f"{line}; {runs} runs, {steps:,} timesteps; {self.max_lr_note} -> {self.folder}"

@@ -27,13 +27,10 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import sync_envs_normalization
 
 from clr_rl.errors import Diverged
+from clr_rl.run.tblog import LR_STEP_TAG, LR_TAG, RETURN_TAG, env_tag
 from clr_rl.store import append_eval_row, write_json_atomic
-from clr_rl.tensorboard import LR_STEP_TAG, LR_TAG, RETURN_TAG, env_tag
 
-__all__ = [
-    "LR_STEP_TAG", "LR_TAG", "MOMENTUM_TAG", "RETURN_TAG", "CheckFinite", "Checkpoint", "Evaluate", "Interrupt",
-    "LogAppliedLR", "StopOnRequest", "install_step_hook", "parameters_finite", "trainer_callbacks",
-]
+__all__ = ["CheckFinite", "Checkpoint", "Evaluate", "Interrupt", "LogAppliedLR", "MOMENTUM_TAG", "StopOnRequest", "install_step_hook", "parameters_finite", "trainer_callbacks"]
 
 MOMENTUM_TAG = "train/momentum_applied"
 

@@ -1,51 +1,18 @@
-"""Headless matplotlib figures (PNG)."""
+"""The report's figures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_schedule"]
+from clr_rl.plotting import _pyplot, _save
+from clr_rl.schedules.plot import _lr_curve
 
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_schedule(schedule: Any, timesteps: int, path: Path, *, points: int = 1001) -> Path:
-    """Draw ``schedule`` over a run of ``timesteps`` (log y-axis when it spans a decade)."""
-    plt = _pyplot()
-    ts = [timesteps * i / (points - 1) for i in range(points)]
-    lrs = [schedule(1 - t / timesteps) for t in ts]
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
-    ax.plot(ts, lrs, lw=1.6)
-    if min(lrs) > 0 and max(lrs) / min(lrs) >= 10:
-        ax.set_yscale("log")
-    ax.set_xlabel("timesteps")
-    ax.set_ylabel("learning rate")
-    ax.set_title(str(schedule), fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _lr_curve(schedule_text: str, timesteps: int, ts: Any) -> Any:
-    from clr_rl.schedules import bind_total_timesteps, parse_schedule
-
-    schedule = bind_total_timesteps(parse_schedule(schedule_text), timesteps)
-    return [schedule(1 - t / timesteps) for t in ts]
+__all__ = ["report_figures"]
 
 
 def report_figures(res: Any, runs: list[Any], dest: Path) -> dict[str, str]:
-    """All report figures of a :class:`clr_rl.report.Report` as PNGs in ``dest``; returns {key: file name}.
+    """All report figures of a :class:`clr_rl.analysis.results.Report` as PNGs in ``dest``; returns {key: file name}.
 
     Keys: each env id (learning curves with the LR overlay), ``aggregates``, ``improvement``,
     ``profiles``, ``efficiency``. The figures only read ``res`` (and the runs' evaluations).
@@ -76,11 +43,6 @@ def report_figures(res: Any, runs: list[Any], dest: Path) -> dict[str, str]:
             images[key] = f"{key}.png"
     return images
 
-
-def _save(plt: Any, fig: Any, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def _curves_figure(plt: Any, env: str, arms: list[str], runs: list[Any], colors: dict[str, Any], path: Path) -> None:
@@ -116,6 +78,7 @@ def _curves_figure(plt: Any, env: str, arms: list[str], runs: list[Any], colors:
     _save(plt, fig, path)
 
 
+
 def _intervals_figure(plt: Any, arms: list[str], aggregates: dict[str, Any], colors: dict[str, Any],
                       path: Path) -> None:
     metrics = ("iqm", "median", "mean", "optimality_gap")
@@ -130,6 +93,7 @@ def _intervals_figure(plt: Any, arms: list[str], aggregates: dict[str, Any], col
         ax.grid(alpha=0.3, axis="x")
     axes[0].set_yticks(range(len(arms)), arms)
     _save(plt, fig, path)
+
 
 
 def _improvement_figure(plt: Any, poi: dict[str, Any], baseline: str, colors: dict[str, Any], path: Path) -> None:
@@ -149,6 +113,7 @@ def _improvement_figure(plt: Any, poi: dict[str, Any], baseline: str, colors: di
     _save(plt, fig, path)
 
 
+
 def _bands_figure(plt: Any, xs: list[float], bands: dict[str, Any], colors: dict[str, Any], xlabel: str,
                   ylabel: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
@@ -160,40 +125,3 @@ def _bands_figure(plt: Any, xs: list[float], bands: dict[str, Any], colors: dict
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(plt, fig, path)
-
-
-def plot_lr_range(path: Path, series: dict[str, tuple[list[float], list[float]]], base_lr: float, max_lr: float,
-                  title: str, points: dict[float, list[float]] | None = None, limits: dict[str, float] | None = None,
-                  note: str | None = None) -> Path:
-    """Metrics vs LR (log x), one panel per metric: every measured point marked, the suggested
-    base/max as vertical lines, a health limit (``limits[name]``) as a horizontal line, and
-    ``note`` (e.g. the resolution: points measured, LR ratio between them) under the title."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.6 * len(series) + 0.6), dpi=100, sharex=True,
-                             squeeze=False)
-    for ax, (name, (lrs, values)) in zip(axes[:, 0], series.items()):
-        ax.plot(lrs, values, marker="o", ms=4 if len(lrs) < 60 else 2.5, lw=1.2)
-        if points and name == "score":
-            for lr, vs in points.items():
-                ax.scatter([lr] * len(vs), vs, s=10, color="grey", alpha=0.6)
-        ax.axvline(base_lr, color="tab:green", ls="--", label=f"base_lr {base_lr:.3g}")
-        ax.axvline(max_lr, color="tab:red", ls="--", label=f"max_lr {max_lr:.3g}")
-        if limits and name in limits:
-            ax.axhline(limits[name], color="grey", ls=":", label=f"limit {limits[name]:g}")
-        ax.set_xscale("log")
-        positive = [v for v in values if v == v and 0 < v < float("inf")]
-        if positive and max(positive) / min(positive) > 1e3:  # KL spans decades once training destabilises
-            if len(positive) == len(values):
-                ax.set_yscale("log")
-            elif all(v == 0 or v in positive for v in values):  # zeros (a collapsed policy) stay visible
-                ax.set_yscale("symlog", linthresh=max(positive) * 1e-4)
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_title(title + (f"\n{note}" if note else ""), fontsize=9)
-    axes[0, 0].legend(fontsize=8)
-    axes[-1, 0].set_xlabel("learning rate")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path

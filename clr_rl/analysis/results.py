@@ -1,0 +1,162 @@
+"""The report's results as frozen dataclasses (what stats.json holds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ALPHA", "Aggregates", "ArmEnv", "Band", "Comparison", "Cost", "EnvStats", "Interval", "MIN_SEEDS", "RULES", "Report", "SeedSummary"]
+
+
+ALPHA = 0.05
+
+
+
+MIN_SEEDS = 3
+
+
+
+# ------------------------------------------------------------------------ typed results
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    ci_low: float
+    ci_high: float
+
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Mean, std and Student-t 95% CI over seeds, and the per-seed values (seed order)."""
+
+    mean: float
+    std: float
+    ci95: tuple[float, float]
+    per_seed: list[float]
+
+
+
+@dataclass(frozen=True)
+class ArmEnv:
+    seeds: list[int]
+    seeds_done: int
+    seeds_planned: int
+    diverged: int
+    diverged_reasons: list[str]
+    final_return: SeedSummary
+    auc: SeedSummary
+    threshold_reached: str | None
+    timesteps_to_threshold_median: float | None
+    schedule: str
+    lr_provenance: str | None
+
+
+
+@dataclass(frozen=True)
+class EnvStats:
+    random_score: float
+    random_source: str
+    reference_score: float | None
+    reference_source: str
+    threshold: float | None
+    in_aggregates: bool
+    arms: dict[str, ArmEnv]
+
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    seeds: list[int]
+    runs_per_env: int
+    finished_runs_left_out: int
+    iqm: Interval
+    median: Interval
+    mean: Interval
+    optimality_gap: Interval
+
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """An arm against the baseline: P(arm > baseline) with its 95% CI, the test and the verdict."""
+
+    seeds: list[int]
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    holm_level: float | None
+    decision_ci: tuple[float, float] | None
+    verdict: str
+    reason: str
+    seeds_needed: int | None
+    text: str
+
+
+
+@dataclass(frozen=True)
+class Band:
+    point: list[float]
+    ci_low: list[float]
+    ci_high: list[float]
+
+
+
+@dataclass(frozen=True)
+class Cost:
+    env: str
+    arm: str
+    setup_method: str
+    setup_timesteps: int
+    setup_wall_seconds: float
+    setup_detail: str
+    run_timesteps: int
+    run_wall_seconds: float
+    setup_ratio_vs_baseline: float | None
+
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every number of the report; ``stats.json`` is this record as JSON."""
+
+    name: str | None
+    baseline: str
+    margin: float
+    alpha: float
+    correction: str
+    bootstrap: dict[str, Any]
+    definitions: dict[str, str]
+    rules: dict[str, str]
+    envs: list[str]
+    aggregate_envs: list[str]
+    arms: list[str]
+    per_env: dict[str, EnvStats]
+    aggregates: dict[str, Aggregates | None]
+    comparisons: dict[str, Comparison]
+    verdicts: dict[str, str]
+    profile_taus: list[float]
+    performance_profiles: dict[str, Band]
+    efficiency_fractions: list[float]
+    sample_efficiency: dict[str, Band]
+    costs: list[Cost]
+    answer: str
+    missing: list[dict[str, str]] = field(default_factory=list)
+    tradeoff: dict[str, dict[str, Any]] = field(default_factory=dict)  # env -> its [tradeoff] curve, as written
+
+
+
+RULES = {
+    "diverged": "a diverged run (status diverged, or a non-finite final return) counts as its env's random-policy "
+                "score (normalised 0) in every statistic: final return, AUC and every sample-efficiency point",
+    "normalisation": "(return - random) / (reference - random); envs without a reference score are left out of the "
+                     "cross-env aggregates, profiles and sample-efficiency curves",
+    "balance": "an arm's aggregates use the seed ids complete in every aggregate env; a comparison with the baseline "
+               "uses the seed ids complete in every env for both arms",
+    "verdict": "BEATS / WORSE: a stratified permutation test of P(improvement) = 0.5 rejects at the Holm-adjusted "
+               "level and the bootstrap CI at that level excludes 0.5; EQUIVALENT: that CI lies inside "
+               "[0.5 - margin, 0.5 + margin]; INCONCLUSIVE otherwise; NO VERDICT below 3 seeds per env or when "
+               "every run of both arms scored the same",
+    "sample_efficiency": "normalised return interpolated at fractions of the planned budget; 100% = the final "
+                         "evaluation",
+}
