@@ -282,7 +282,7 @@ def test_python_api_is_exported_and_import_stays_light():
         "assert not heavy, heavy\n"
         "names = [n for n in clr_rl.__all__ if callable(getattr(clr_rl, n))]\n"
         "from clr_rl import RunConfig, compare, train, tune\n"
-        "from clr_rl.runner import train as t2\n"
+        "from clr_rl.run.train import train as t2\n"
         "assert train is t2 and RunConfig.__name__ == 'RunConfig'\n"
         "print(len(names))\n"
     )

@@ -21,7 +21,7 @@ def test_wheel_ships_the_data_and_a_plain_install_reads_it(tmp_path: Path) -> No
         assert name in names, name
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import clr_rl, clr_rl.envs as e; from clr_rl.agents import agent_config; "
+    code = ("import clr_rl, clr_rl.run.envs as e; from clr_rl.run.agents import agent_config; "
             "print(clr_rl.__file__); print(e.data_dir('agents')); print(e.suite_names()); "
             "print(agent_config('ppo', 'HalfCheetah-v5', 'mujoco').tuned_lr)")
     # run outside the source tree, the unpacked wheel first on the path (as a plain install would be)

@@ -82,7 +82,7 @@ def server(batch: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     shutil.rmtree(batch / "runs" / "aggregate", ignore_errors=True)
     port = _free_port()
     log = tmp_path_factory.mktemp("tblog") / "serve.out"
-    code = f"from pathlib import Path; from clr_rl.tensorboard import serve; serve(Path({str(batch)!r}), port={port})"
+    code = f"from pathlib import Path; from clr_rl.analysis.tensorboard import serve; serve(Path({str(batch)!r}), port={port})"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=fh, stderr=subprocess.STDOUT, env=env,

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clr_rl.callbacks import LR_STEP_TAG, LR_TAG
+from clr_rl.run.tblog import LR_STEP_TAG, LR_TAG
 
 from clr_rl import parse_schedule
 from clr_rl.cli import main

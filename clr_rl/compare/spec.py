@@ -135,8 +135,8 @@ class Spec:
     baseline: str | None
     raw: dict[str, Any]
     gpus_per_run: float = 1.0
-    tuned: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (algo, env) -> tune record
     tuned: dict[tuple[str, str], TunedLR] = field(default_factory=dict)  # (algo, env) -> tune record
+    tune: TuneSpec | None = None
     lr_range: LRRangeSpec | None = None
     margin: float | None = None
     tradeoff: TradeoffSpec | None = None

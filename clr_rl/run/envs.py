@@ -22,16 +22,17 @@ from typing import Any
 
 __all__ = ["EnvInfo", "VEC_ENVS", "check_vec_env", "data_dir", "env_family", "env_info", "load_suite", "make_env", "suite_names"]
 
-# ``AleVecEnv`` (the "ale" pipeline) is built on first access: ``from clr_rl.envs import AleVecEnv``.
+# ``AleVecEnv`` (the "ale" pipeline) is built on first access: ``from clr_rl.run.envs import AleVecEnv``.
 VEC_ENVS = ("sb3", "ale")  # how an Atari env is vectorised: SB3's Python wrappers, or ALE's C++ vector env
 
 
 def data_dir(name: str) -> Path:
     """Folder of shipped data (``agents`` or ``envs``): inside the wheel, or the source tree."""
-    packaged = Path(__file__).parent / "_data" / name
+    package = Path(__file__).resolve().parent.parent  # clr_rl/
+    packaged = package / "_data" / name
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / name
+    return package.parent / name
 
 
 def _registry() -> dict[str, Any]:

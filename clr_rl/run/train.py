@@ -150,7 +150,7 @@ def train(prepared: PreparedRun, out: Path | str, *, progress_bar: bool = False,
 
     With ``resume=True`` and a checkpoint in ``out``, training continues from it towards the
     same total budget, so the schedule keeps its phase (progress = timesteps / total).
-    Whatever happens, ``run.json`` ends in a final status (see :mod:`clr_rl.record`); an
+    Whatever happens, ``run.json`` ends in a final status (see :mod:`clr_rl.run.record`); an
     exception is re-raised after it is recorded.
     """
     out = Path(out)

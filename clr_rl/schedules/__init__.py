@@ -1,7 +1,7 @@
 """Layer 1, schedules: pure, frozen, picklable LR schedules of SB3's ``progress_remaining``.
 
-Every public name is re-exported here (``from clr_rl.schedules import Triangular2``) and each class's
-``__module__`` is this package, so a model saved with a schedule loads whatever file the class lives in."""
+Every public name is re-exported here (``from clr_rl.schedules import Triangular2``):
+models saved before the package was split name their schedule ``clr_rl.schedules.<Class>`` and still load."""
 
 from __future__ import annotations
 
@@ -19,9 +19,3 @@ from clr_rl.schedules.theory import Alternating, Spike
 
 __all__ = ['Alternating', 'Anneal', 'Constant', 'CosineRestarts', 'ExpRange', 'Exponential', 'Linear', 'OneCycle', 'SCHEDULE_KINDS', 'Schedule', 'Space', 'Spike', 'Triangular', 'Triangular2', 'bind_gradient_steps', 'bind_total_timesteps', 'check_lr_resolution', 'elapsed_fraction', 'parse_schedule', 'schedule_params']
 
-# Pickles (SB3's model.zip holds the schedule) name a class by module and qualname: keep them naming
-# ``clr_rl.schedules`` wherever in this package the class is defined.
-for _cls in (Alternating, Constant, CosineRestarts, ExpRange, Exponential, Linear, OneCycle, Spike, Triangular,
-             Triangular2):
-    _cls.__module__ = __name__
-del _cls
