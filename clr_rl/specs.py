@@ -53,6 +53,10 @@ _LR_FIELDS = {"lr", "start_lr", "end_lr", "base_lr", "max_lr", "min_lr", "spike_
 _RELATIVE = re.compile(r"^\s*(?:(?P<pre>[0-9.eE+-]+)\s*\*\s*)?(?P<ref>tuned|range|zoo)\s*"
                        r"(?:(?P<op>[*/])\s*(?P<num>[0-9.eE+-]+))?\s*$")
 _TRADEOFF_KEYS = {"cycles", "t_mult", "max_lr", "min_lr_fraction", "seeds", "validate", "timesteps"}
+_EVAL_KEYS = {"every", "episodes"}
+_TUNE_KEYS = {"grid", "trials", "range", "seeds", "criterion"}
+_LR_RANGE_KEYS = {"method", "timesteps", "range", "grid", "seeds", "points"}
+_REPORT_KEYS = {"margin"}
 _TRADEOFF_SETTINGS = {"algo", "device", "overrides"}  # the run settings clr_rl.tradeoff.tradeoff takes
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 CRITERIA = ("auc", "final")
@@ -271,7 +275,7 @@ def _load_tune(path: Path, raw: Any, eval_seeds: tuple[int, ...]) -> TuneSpec:
     from clr_rl.tuning import parse_grid, parse_range
 
     table = _table(path, "tune", raw)
-    _check_keys(path, "tune", table, {"grid", "trials", "range", "seeds", "criterion"})
+    _check_keys(path, "tune", table, _TUNE_KEYS)
     if ("grid" in table) == ("trials" in table):
         raise _fail(path, "tune", "give exactly one of grid = \"lo:hi:n\" or trials = N")
     with config_errors(f"{path}: tune"):
@@ -296,7 +300,7 @@ def _load_lr_range(path: Path, raw: Any) -> LRRangeSpec:
     from clr_rl.tuning import parse_grid, parse_range
 
     table = _table(path, "lr_range", raw)
-    _check_keys(path, "lr_range", table, {"method", "timesteps", "range", "grid", "seeds", "points"})
+    _check_keys(path, "lr_range", table, _LR_RANGE_KEYS)
     method = table.get("method", "single")
     if method not in ("single", "sweep"):
         raise _fail(path, "lr_range.method", f"{method!r} must be single or sweep")
@@ -443,7 +447,7 @@ def _load_overrides(path: Path, raw: Any, envs: list[str]) -> dict[str, dict[str
 
 def _load_margin(path: Path, raw: Any) -> float | None:
     table = _table(path, "report", raw)
-    _check_keys(path, "report", table, {"margin"})
+    _check_keys(path, "report", table, _REPORT_KEYS)
     if "margin" not in table:
         return None
     margin = _number(path, "report.margin", table["margin"])
@@ -469,7 +473,7 @@ def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
     seeds = _load_seeds(path, raw.get("seeds", 3))
     timesteps = _pos_int(path, "timesteps", raw["timesteps"]) if "timesteps" in raw else None
     ev = _table(path, "eval", raw.get("eval", {}))
-    _check_keys(path, "eval", ev, {"every", "episodes"})
+    _check_keys(path, "eval", ev, _EVAL_KEYS)
     every = _pos_int(path, "eval.every", ev["every"]) if "every" in ev else None
     episodes = _pos_int(path, "eval.episodes", ev["episodes"]) if "episodes" in ev else None
     overrides = _load_overrides(path, raw.get("overrides", {}), envs)
