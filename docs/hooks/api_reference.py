@@ -8,6 +8,7 @@ site is built: when a module moves, ``_API`` changes and the page follows, with 
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 PAGE = "api/python-api.md"
@@ -30,7 +31,8 @@ def render() -> str:
              "module that defines them (this page is generated from `clr_rl._API`).", ""]
     for module, names in by_module.items():
         doc = (importlib.import_module(module).__doc__ or "").strip().splitlines()
-        lines += [f"## {', '.join(f'`{n}`' for n in names)}", "", doc[0] if doc else "", ""]
+        summary = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", doc[0]) if doc else ""  # Sphinx roles as code spans
+        lines += [f"## {', '.join(f'`{n}`' for n in names)}", "", summary, ""]
         for name in names:
             lines += [f"::: {module}.{name}", "    options:", "      heading_level: 3", ""]
     return "\n".join(lines)
