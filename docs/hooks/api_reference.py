@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
 PAGE = "api/python-api.md"
 
 
 def _lazy_api() -> dict[str, str]:
-    """Name -> defining module, for every name ``clr_rl`` exports lazily: the one place the paths come from."""
+    """Name -> defining module, for every name ``clr_rl`` exports lazily: the one place the paths come from.
+
+    The checkout beside ``mkdocs.yml`` comes first on the path, whatever clr_rl the environment has installed.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import clr_rl
 
     return dict(clr_rl._API)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import sys
 import tempfile
 import typing
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ def _sources() -> SimpleNamespace:
     """The clr_rl objects the page is built from: the one place to change when modules move.
 
     After the restructure: ``RunConfig`` from ``clr_rl.run.config`` and the reader from ``clr_rl.compare.spec``.
+    The checkout beside ``mkdocs.yml`` comes first on the path, whatever clr_rl the environment has installed.
     """
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from clr_rl import SCHEDULE_KINDS
     from clr_rl import specs as reader
     from clr_rl.runner import RunConfig
