@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up .venv first (idempotent).
-.PHONY: setup demo test lint bench reproduce
+.PHONY: setup demo test lint bench reproduce docs
 
 setup:
 	@bash scripts/setup.sh
@@ -23,3 +23,7 @@ bench: setup
 # Retrain one run of each committed reference batch and compare it exactly with its summary.csv.
 reproduce: setup
 	.venv/bin/python scripts/reproduce.py
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict fails on a broken link or a missing page.
+docs: setup
+	.venv/bin/mkdocs build --strict --site-dir site

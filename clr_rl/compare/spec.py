@@ -20,31 +20,24 @@ _TOP_FIXED = {"name", "timesteps", "seeds", "envs", "suite", "eval", "overrides"
               "gpus_per_run", "tuned", "tune", "lr_range", "report", "tradeoff"}
 
 
-
 _OVERRIDE_KEYS = {"timesteps", "eval_every", "eval_episodes", "hyperparams", "random_score", "reference_score",
                   "vec_env"}
 
 
-
 _LR_FIELDS = {"lr", "start_lr", "end_lr", "base_lr", "max_lr", "min_lr", "spike_lr", "small_lr", "large_lr"}
-
 
 
 _RELATIVE = re.compile(r"^\s*(?:(?P<pre>[0-9.eE+-]+)\s*\*\s*)?(?P<ref>tuned|range|zoo)\s*"
                        r"(?:(?P<op>[*/])\s*(?P<num>[0-9.eE+-]+))?\s*$")
 
 
-
 _TRADEOFF_KEYS = {"cycles", "t_mult", "max_lr", "min_lr_fraction", "seeds", "validate", "timesteps"}
-
-
-
+_EVAL_KEYS = {"every", "episodes"}
+_TUNE_KEYS = {"grid", "trials", "range", "seeds", "criterion"}
+_LR_RANGE_KEYS = {"method", "timesteps", "range", "grid", "seeds", "points"}
+_REPORT_KEYS = {"margin"}
 _TRADEOFF_SETTINGS = {"algo", "device", "overrides"}  # the run settings clr_rl.phases.tradeoff.tradeoff takes
-
-
-
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
 
 
 def _spec_keys() -> dict[str, str]:
@@ -52,7 +45,6 @@ def _spec_keys() -> dict[str, str]:
     from clr_rl.run.config import RunConfig
 
     return {s.spec_key: name for name, s in RunConfig.settings().items() if s.spec_key}
-
 
 
 @dataclass(frozen=True)
@@ -74,7 +66,6 @@ class Arm:
                    for k, v in self.schedule.items() if k in _LR_FIELDS)
 
 
-
 @dataclass(frozen=True)
 class TuneSpec:
     """``[tune]``: tune a fixed LR per (algo, env) at the batch's own budget, before the arms run."""
@@ -84,7 +75,6 @@ class TuneSpec:
     lr_range: tuple[float, float]
     seeds: tuple[int, ...]
     criterion: str
-
 
 
 @dataclass(frozen=True)
@@ -97,7 +87,6 @@ class LRRangeSpec:
     grid: tuple[float, float, int]
     seeds: int
     points: int
-
 
 
 @dataclass(frozen=True)
@@ -118,7 +107,6 @@ class TradeoffSpec:
     timesteps: int | None = None
     algo: str = "ppo"
     device: str = "auto"
-
 
 
 @dataclass(frozen=True)
@@ -142,10 +130,8 @@ class Spec:
     tradeoff: TradeoffSpec | None = None
 
 
-
 def _fail(path: Path, where: str, message: str) -> ConfigError:
     return ConfigError(f"{path}: {where}: {message}")
-
 
 
 def _check_keys(path: Path, where: str, table: dict[str, Any], allowed: set[str]) -> None:
@@ -154,12 +140,10 @@ def _check_keys(path: Path, where: str, table: dict[str, Any], allowed: set[str]
             raise _fail(path, where, f"unknown key {key!r}; expected one of {', '.join(sorted(allowed))}")
 
 
-
 def _pos_int(path: Path, where: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _fail(path, where, f"{value!r} must be a positive integer")
     return value
-
 
 
 def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
@@ -168,12 +152,10 @@ def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
     return value
 
 
-
 def _number(path: Path, where: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(path, where, f"{value!r} must be a number")
     return float(value)
-
 
 
 def _load_tuned(path: Path, raw: Any) -> dict[tuple[str, str], TunedLR]:
@@ -198,7 +180,7 @@ def _load_tune(path: Path, raw: Any, eval_seeds: tuple[int, ...]) -> TuneSpec:
     from clr_rl.phases.tune import parse_grid, parse_range
 
     table = _table(path, "tune", raw)
-    _check_keys(path, "tune", table, {"grid", "trials", "range", "seeds", "criterion"})
+    _check_keys(path, "tune", table, _TUNE_KEYS)
     if ("grid" in table) == ("trials" in table):
         raise _fail(path, "tune", "give exactly one of grid = \"lo:hi:n\" or trials = N")
     with config_errors(f"{path}: tune"):
@@ -219,12 +201,11 @@ def _load_tune(path: Path, raw: Any, eval_seeds: tuple[int, ...]) -> TuneSpec:
     return TuneSpec(grid, trials, lr_range, tuple(seeds), criterion)
 
 
-
 def _load_lr_range(path: Path, raw: Any) -> LRRangeSpec:
     from clr_rl.phases.tune import parse_grid, parse_range
 
     table = _table(path, "lr_range", raw)
-    _check_keys(path, "lr_range", table, {"method", "timesteps", "range", "grid", "seeds", "points"})
+    _check_keys(path, "lr_range", table, _LR_RANGE_KEYS)
     method = table.get("method", "single")
     if method not in ("single", "sweep"):
         raise _fail(path, "lr_range.method", f"{method!r} must be single or sweep")
@@ -235,7 +216,6 @@ def _load_lr_range(path: Path, raw: Any) -> LRRangeSpec:
     seeds = _pos_int(path, "lr_range.seeds", table.get("seeds", 2))
     points = _pos_int(path, "lr_range.points", table.get("points", 24))
     return LRRangeSpec(method, timesteps, lr_range, grid, seeds, points)
-
 
 
 def _load_tradeoff(path: Path, raw: Any, defaults: dict[str, Any],
@@ -285,7 +265,6 @@ def _load_tradeoff(path: Path, raw: Any, defaults: dict[str, Any],
                         str(defaults.get("algo", "ppo")), str(defaults.get("device", "auto")))
 
 
-
 def _load_settings(path: Path, where: str, table: dict[str, Any]) -> dict[str, Any]:
     """Run settings given in ``table`` under their spec keys, checked by each setting's own rule."""
     from clr_rl.run.config import RunConfig
@@ -303,7 +282,6 @@ def _load_settings(path: Path, where: str, table: dict[str, Any]) -> dict[str, A
                 setting.check(value)
         out[name] = dict(value) if isinstance(value, dict) else value
     return out
-
 
 
 def _load_arm(path: Path, name: str, table: Any, defaults: dict[str, Any]) -> Arm:
@@ -326,7 +304,6 @@ def _load_arm(path: Path, name: str, table: Any, defaults: dict[str, Any]) -> Ar
     return Arm(name, schedule, settings)
 
 
-
 def _load_envs(path: Path, raw: dict[str, Any]) -> list[str]:
     if ("envs" in raw) == ("suite" in raw):
         raise _fail(path, "envs", "give exactly one of envs = [...] or suite = \"...\"")
@@ -343,7 +320,6 @@ def _load_envs(path: Path, raw: dict[str, Any]) -> list[str]:
         return [info.env_id for info in load_suite(str(raw["suite"]))]
 
 
-
 def _load_seeds(path: Path, raw: Any) -> tuple[int, ...]:
     if isinstance(raw, list):
         if not raw or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw):
@@ -352,7 +328,6 @@ def _load_seeds(path: Path, raw: Any) -> tuple[int, ...]:
             raise _fail(path, "seeds", f"{raw!r} lists a seed twice")
         return tuple(raw)
     return tuple(range(_pos_int(path, "seeds", raw)))
-
 
 
 def _load_overrides(path: Path, raw: Any, envs: list[str]) -> dict[str, dict[str, Any]]:
@@ -375,17 +350,15 @@ def _load_overrides(path: Path, raw: Any, envs: list[str]) -> dict[str, dict[str
     return {k: dict(v) for k, v in overrides.items()}
 
 
-
 def _load_margin(path: Path, raw: Any) -> float | None:
     table = _table(path, "report", raw)
-    _check_keys(path, "report", table, {"margin"})
+    _check_keys(path, "report", table, _REPORT_KEYS)
     if "margin" not in table:
         return None
     margin = _number(path, "report.margin", table["margin"])
     if not 0 < margin < 0.5:
         raise _fail(path, "report.margin", f"{margin!r} must be in (0, 0.5)")
     return margin
-
 
 
 def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
@@ -405,7 +378,7 @@ def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
     seeds = _load_seeds(path, raw.get("seeds", 3))
     timesteps = _pos_int(path, "timesteps", raw["timesteps"]) if "timesteps" in raw else None
     ev = _table(path, "eval", raw.get("eval", {}))
-    _check_keys(path, "eval", ev, {"every", "episodes"})
+    _check_keys(path, "eval", ev, _EVAL_KEYS)
     every = _pos_int(path, "eval.every", ev["every"]) if "every" in ev else None
     episodes = _pos_int(path, "eval.episodes", ev["episodes"]) if "episodes" in ev else None
     overrides = _load_overrides(path, raw.get("overrides", {}), envs)
@@ -478,7 +451,6 @@ def resolve_relative(value: Any, tuned_lr: float, *, range_value: float | None =
     out = ref * pre
     out = out * num if m.group("op") == "*" else out / num if m.group("op") == "/" else out
     return float(f"{out:.12g}")  # tuned/3 of 3e-4 is 1e-4, not 9.999999999999999e-05
-
 
 
 def resolve_schedule(table: dict[str, Any], tuned_lr: float, bounds: dict[str, float] | None,
