@@ -20,8 +20,8 @@ from types import ModuleType
 import pytest
 
 import clr_rl
-from clr_rl.errors import ConfigError
 from clr_rl.compare.spec import load_spec
+from clr_rl.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clr_rl.run.tblog import LR_STEP_TAG, LR_TAG
 
 from clr_rl import parse_schedule
 from clr_rl.cli import main
@@ -41,6 +40,7 @@ from clr_rl.phases.lr_sweep import suggest_from_sweep
 from clr_rl.run.callbacks import MOMENTUM_TAG, install_step_hook
 from clr_rl.run.config import RunConfig
 from clr_rl.run.prepare import prepare
+from clr_rl.run.tblog import LR_STEP_TAG, LR_TAG
 from clr_rl.schedules.base import Exponential
 from clr_rl.schedules.cyclical import Triangular, Triangular2
 
@@ -681,7 +681,7 @@ def test_td_loss_rule_on_hand_made_series(losses: list[float], expected: int | N
     (5888, 256, 2, (23, 5888, 1, 46)),
 ])
 def test_ppo_resolution_arithmetic(timesteps: int, update: int, k: int, expected: tuple[int, int, int, int]) -> None:
-    from clr_rl.phases.lr_single import ppo_resolution
+    from clr_rl.phases.lr_resolution import ppo_resolution
 
     r = ppo_resolution(timesteps, update_timesteps=update, steps_per_update=k, start_lr=1e-6, end_lr=1e-1)
     assert (r.updates, r.timesteps, r.steps_per_point, r.points) == expected
@@ -701,7 +701,7 @@ def test_ppo_resolution_arithmetic(timesteps: int, update: int, k: int, expected
 ])
 def test_ppo_resolution_refuses_with_the_budget_needed(timesteps: int, update: int, k: int, points: int,
                                                       needed: int) -> None:
-    from clr_rl.phases.lr_single import ppo_resolution
+    from clr_rl.phases.lr_resolution import ppo_resolution
 
     with pytest.raises(ValueError, match=rf"--timesteps={timesteps} .* needs --timesteps >= {needed}$"):
         ppo_resolution(timesteps, update_timesteps=update, steps_per_update=k, start_lr=1e-6, end_lr=1e-1,
@@ -727,7 +727,7 @@ def test_acceptance_pendulum_30000_measures_at_least_24_points() -> None:
 
 
 def test_dqn_resolution_arithmetic_and_refusal() -> None:
-    from clr_rl.phases.lr_single import dqn_resolution
+    from clr_rl.phases.lr_resolution import dqn_resolution
 
     # train() at 104, 108, ..., 1000 (multiples of 4 above learning_starts=100): 225 calls
     r = dqn_resolution(1000, update_timesteps=4, learning_starts=100, start_lr=1e-5, end_lr=1e-1)

@@ -121,9 +121,9 @@ def _aggregates(table: dict[tuple[str, str], list[Score]], refs: dict[str, EnvRe
         return None
     mat = _matrix(table, arm, envs, seeds, _norm(refs))
     rng = st.rng_for(seed, "aggregates", arm)
-    cis = {name: Interval(*st.bootstrap_ci(mat, fn, reps=reps, rng=rng)) for name, fn in st.AGGREGATES.items()}
+    cis = {name: Interval(*st.bootstrap_ci(mat, agg, reps=reps, rng=rng)) for name, agg in st.AGGREGATES.items()}
     left = sum(len(table[e, arm]) for e in envs) - mat.size
-    return Aggregates(seeds, len(seeds), int(left), **cis)
+    return Aggregates(seeds, len(seeds), int(left), cis)
 
 
 
@@ -331,6 +331,9 @@ def to_json(result: Report) -> dict[str, Any]:
     ``sample_efficiency = {"fractions": [...], arm: {"iqm", "ci_low", "ci_high"}}`` and
     ``performance_profiles = {"taus": [...], arm: {"fraction", "ci_low", "ci_high"}}``."""
     data = dict(_clean(asdict(result)))
+    for arm, agg in data["aggregates"].items():  # stats.json: each aggregate's interval beside the seeds
+        if agg is not None:
+            data["aggregates"][arm] = {k: v for k, v in agg.items() if k != "intervals"} | agg["intervals"]
     for key, xs, xname, yname in (("sample_efficiency", "efficiency_fractions", "fractions", "iqm"),
                                   ("performance_profiles", "profile_taus", "taus", "fraction")):
         bands = data.pop(key)

@@ -11,6 +11,7 @@ import numpy as np
 
 from clr_rl import stats as st
 from clr_rl.errors import ConfigError
+from clr_rl.run.record import read_record
 from clr_rl.run.references import EnvRefs
 from clr_rl.store import read_evaluations, read_json
 
@@ -65,8 +66,8 @@ def collect(out: Path) -> tuple[dict[str, Any], list[RunData]]:
     runs = []
     for r in resolved["runs"]:
         folder = out / r["folder"]
-        record = read_json(folder / "run.json") if (folder / "run.json").is_file() else {}
-        status = str(record.get("status", "not_started"))
+        state, record = read_record(folder)
+        status = state.value
         evals = read_evaluations(folder / "evaluations.csv")
         runs.append(RunData(r["env_id"], r["arm"], int(r["seed"]), r["folder"], status, int(r["timesteps"]),
                             r["schedule"], evals, record, r.get("lr_provenance")))

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from clr_rl import stats as st
 from clr_rl.analysis.analyse import _ratio, _tradeoff_folder
 from clr_rl.analysis.collect import RunData
 from clr_rl.analysis.results import Report
@@ -140,12 +141,12 @@ def _md_aggregates(res: Report) -> list[str]:
     rows = []
     for arm, a in res.aggregates.items():
         if a is None:
-            rows.append([arm, "n/a", "n/a", "n/a", "n/a", "0", "none"])
+            rows.append([arm] + ["n/a"] * len(st.AGGREGATES) + ["0", "none"])
             continue
         rows.append([arm] + [f"{_num(i.estimate, 3)} [{_num(i.ci_low, 3)}, {_num(i.ci_high, 3)}]"
-                             for i in (a.iqm, a.median, a.mean, a.optimality_gap)]
+                             for i in (a.intervals[name] for name in st.AGGREGATES)]
                     + [str(a.runs_per_env), ", ".join(map(str, a.seeds))])
-    out += _md_table(["arm", "IQM", "median", "mean", "optimality gap", "runs/env", "seeds entered"], rows)
+    out += _md_table(["arm", *(agg.title for agg in st.AGGREGATES.values()), "runs/env", "seeds entered"], rows)
     left_runs = {arm: a.finished_runs_left_out for arm, a in res.aggregates.items() if a and a.finished_runs_left_out}
     if left_runs:
         out += ["Aggregates use the seed ids complete in every env; complete runs left out: "

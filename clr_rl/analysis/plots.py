@@ -7,6 +7,7 @@ from typing import Any
 
 from clr_rl.plotting import _pyplot, _save
 from clr_rl.schedules.plot import _lr_curve
+from clr_rl.stats import AGGREGATES
 
 __all__ = ["report_figures"]
 
@@ -81,17 +82,18 @@ def _curves_figure(plt: Any, env: str, arms: list[str], runs: list[Any], colors:
 
 def _intervals_figure(plt: Any, arms: list[str], aggregates: dict[str, Any], colors: dict[str, Any],
                       path: Path) -> None:
-    metrics = ("iqm", "median", "mean", "optimality_gap")
-    fig, axes = plt.subplots(1, 4, figsize=(12, 0.5 * len(arms) + 1.5), dpi=100, sharey=True)
-    for ax, metric in zip(axes, metrics):
+    metrics = list(AGGREGATES.values())
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3 * len(metrics), 0.5 * len(arms) + 1.5), dpi=100,
+                             sharey=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
         for i, arm in enumerate(arms):
-            a = getattr(aggregates[arm], metric)
+            a = aggregates[arm].intervals[metric.name]
             ax.plot([a.ci_low, a.ci_high], [i, i], color=colors[arm], lw=6, alpha=0.6, solid_capstyle="butt")
             ax.plot([a.estimate], [i], "|", color="black", ms=12)
-        ax.set_title(metric.replace("_", " "))
+        ax.set_title(metric.title + ("" if metric.higher_is_better else " (lower is better)"))
         ax.set_xlabel("normalised score")
         ax.grid(alpha=0.3, axis="x")
-    axes[0].set_yticks(range(len(arms)), arms)
+    axes[0][0].set_yticks(range(len(arms)), arms)
     _save(plt, fig, path)
 
 

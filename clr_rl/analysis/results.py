@@ -66,13 +66,19 @@ class EnvStats:
 
 @dataclass(frozen=True)
 class Aggregates:
+    """An arm's cross-env aggregates: one :class:`Interval` per entry of :data:`clr_rl.stats.AGGREGATES`
+    (``intervals[name]``, also ``aggregates.<name>``); ``stats.json`` lists them beside ``seeds``."""
+
     seeds: list[int]
     runs_per_env: int
     finished_runs_left_out: int
-    iqm: Interval
-    median: Interval
-    mean: Interval
-    optimality_gap: Interval
+    intervals: dict[str, Interval]
+
+    def __getattr__(self, name: str) -> Interval:
+        intervals = self.__dict__.get("intervals", {})
+        if name in intervals:
+            return intervals[name]  # type: ignore[no-any-return]
+        raise AttributeError(name)
 
 
 

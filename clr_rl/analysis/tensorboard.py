@@ -21,7 +21,7 @@ from clr_rl.run.tblog import (
     write_layout,
 )
 
-__all__ = ["AGGREGATE_DIR", "ALL_ENVS", "LAYOUT_RUN", "aggregate_tag", "serve", "write_aggregates", "write_layout"]
+__all__ = ["serve", "write_aggregates"]
 
 
 

@@ -24,7 +24,7 @@ from clr_rl.execute.options import ExecOptions
 from clr_rl.execute.planned import PlannedRun
 from clr_rl.phases.lr_range import range_estimate, run_range_tests
 from clr_rl.phases.lr_single import DQN_SINGLE_WARNING
-from clr_rl.phases.tradeoff import TradeoffJob
+from clr_rl.phases.tradeoff_plan import TradeoffJob
 from clr_rl.phases.tune import TunedLR
 from clr_rl.store import (
     check_writable,

@@ -13,7 +13,7 @@ from clr_rl.execute.batch import _TUNE_FILES, execute
 from clr_rl.execute.options import ExecOptions
 from clr_rl.execute.planned import PlannedRun
 from clr_rl.phases.lr_range import RangeJob
-from clr_rl.phases.tradeoff import TradeoffJob
+from clr_rl.phases.tradeoff_plan import TradeoffJob
 from clr_rl.phases.tune import TunedLR, optuna_search, tuned_record
 from clr_rl.store import read_json, write_json_atomic
 

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from clr_rl.execute.worker import _mark_dead, _worker_init, run_task
-from clr_rl.store import (
-    read_json,
-)
+from clr_rl.run.record import Status, read_status
 
 
 def _show(report: Any, last: float, final: bool) -> float:
@@ -72,8 +70,7 @@ def _run_local(tasks: list[dict[str, Any]], workers: int, report: Any) -> None:
                         try:
                             f.result()
                         except BrokenProcessPool:
-                            path = Path(task["folder"]) / "run.json"
-                            started = path.is_file() and read_json(path).get("status") == "running"
+                            started = read_status(Path(task["folder"])) == Status.RUNNING
                             breaks[task["folder"]] = breaks.get(task["folder"], 0) + int(started)
                             if breaks[task["folder"]] >= 2:
                                 _mark_dead(task)

@@ -20,16 +20,15 @@ from clr_rl.execute.options import ExecOptions
 from clr_rl.execute.planned import PlannedRun, _rerun, run_state
 from clr_rl.execute.summary import _describe, _print_table, _progress_line, _write_summary, summary_rows
 from clr_rl.execute.worker import _gpu_slots, _tasks
-from clr_rl.run.record import RECORD_FILE, Status
+from clr_rl.run.record import Status, read_record
 from clr_rl.run.tblog import write_layout
 from clr_rl.store import (
     check_writable,
-    read_json,
     write_json_atomic,
     write_text_atomic,
 )
 
-__all__ = ["BatchFiles", "ExecOptions", "execute"]
+__all__ = ["BatchFiles", "execute"]
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ def _summarise(rows: list[dict[str, Any]], out: Path, files: BatchFiles, quiet: 
         _print_table(rows)
     failed = [r for r in rows if r["status"] == Status.FAILED.value]
     for row in failed:
-        print(f"FAILED {row['folder']}: {read_json(out / row['folder'] / RECORD_FILE).get('error', '?')}")
+        print(f"FAILED {row['folder']}: {read_record(out / row['folder'])[1].get('error', '?')}")
     diverged = sum(1 for r in rows if r["status"] == Status.DIVERGED.value)
     if diverged:
         print(f"{diverged} run(s) diverged (complete: the report scores them by its diverged-run rule)")

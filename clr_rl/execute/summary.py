@@ -9,7 +9,7 @@ from typing import Any
 
 from clr_rl.errors import ConfigError
 from clr_rl.execute.planned import PlannedRun, run_state
-from clr_rl.run.record import RECORD_FILE, Status, read_record, read_status
+from clr_rl.run.record import Status, read_record, read_status
 from clr_rl.store import (
     read_evaluations,
     read_json,
@@ -115,10 +115,10 @@ def print_status(out: Path) -> int:
           + f" | {steps:,}/{total:,} steps ({100 * steps / max(total, 1):.0f}%)")
     rows = []
     for r in resolved["runs"]:
-        record = read_json(out / r["folder"] / RECORD_FILE) if (out / r["folder"] / RECORD_FILE).is_file() else {}
+        status, record = read_record(out / r["folder"])
         evals = read_evaluations(out / r["folder"] / "evaluations.csv")
         rows.append({"env": r["env_id"], "algo": r["algo"], "arm": r["arm"], "seed": r["seed"],
-                     "status": read_status(out / r["folder"]).value,
+                     "status": status.value,
                      "final_return": record.get("final_eval", {}).get("mean_return", ""),
                      "auc": record.get("auc", ""), "timesteps": int(evals[-1]["timesteps"]) if evals else 0,
                      "wall_seconds": record.get("wall_seconds", "")})

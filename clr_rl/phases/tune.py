@@ -20,8 +20,7 @@ from clr_rl.store import (
     write_json_atomic,
 )
 
-__all__ = ["CRITERIA", "TriedLR", "TunedLR", "lr_grid", "lr_scores", "optuna_search", "parse_grid", "parse_range", "sweep_cost",
-           "tune", "tuned_record"]
+__all__ = ["CRITERIA", "TriedLR", "TunedLR", "lr_grid", "lr_scores", "optuna_search", "parse_grid", "parse_range", "sweep_cost", "tune", "tuned_record"]
 
 
 CRITERIA = ("auc", "final")

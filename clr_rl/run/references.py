@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,10 @@ def _random_cache(out: Path, env: str, episodes: int) -> dict[str, Any]:
 
 
 def resolve_refs(out: Path, resolved: dict[str, Any], envs: list[str], *,
-                 episodes: int = RANDOM_EPISODES) -> dict[str, EnvRefs]:
-    """Random and reference scores per env: the spec's overrides, else ``envs/``, else measured / none."""
+                 episodes: int = RANDOM_EPISODES, measure: bool = True) -> dict[str, EnvRefs]:
+    """Random and reference scores per env: the spec's overrides (``resolved["spec"]["overrides"]``),
+    else ``envs/``, else measured (cached in ``out/random_scores.json``; ``measure=False``: left
+    unknown, NaN) / none. The one resolver of the report, TensorBoard and tradeoff curves."""
     overrides = (resolved.get("spec") or {}).get("overrides", {})
     refs = {}
     for env in envs:
@@ -90,6 +93,8 @@ def resolve_refs(out: Path, resolved: dict[str, Any], envs: list[str], *,
             rnd, rsrc = float(over["random_score"]), "spec [overrides] random_score"
         elif info is not None:
             rnd, rsrc = info.random_score, f"envs/{info.suite}.toml"
+        elif not measure:
+            rnd, rsrc = math.nan, "not measured"
         else:
             m = _random_cache(out, env, episodes)
             rnd = float(m["random_score"])

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HPARAM_METRICS", "LR_STEP_TAG", "LR_TAG", "RETURN_TAG", "env_tag", "hparams_experiment_summary", "run_hparams", "session_end_summary", "session_start_summary"]
+__all__ = ["AGGREGATE_DIR", "ALL_ENVS", "HPARAM_METRICS", "LAYOUT_RUN", "LR_STEP_TAG", "LR_TAG", "RETURN_TAG", "aggregate_tag", "env_tag", "hparams_experiment_summary", "run_hparams", "session_end_summary", "session_start_summary", "write_layout"]
 
 
 RETURN_TAG = "eval/mean_return"  # a run's evaluation return

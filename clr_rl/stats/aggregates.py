@@ -5,26 +5,12 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["AGGREGATES", "DEFINITIONS", "auc", "bootstrap_ci", "iqm", "mean_ci_t", "median", "normalize", "optimality_gap", "performance_profile", "rng_for"]
-
-
-DEFINITIONS: dict[str, str] = {
-    "iqm": "interquartile mean: mean of the middle 50% of all runs x envs normalised scores "
-           "(scipy.stats.trim_mean(scores.ravel(), 0.25); rliable)",
-    "median": "median over envs of each env's mean normalised score (rliable's definition)",
-    "mean": "mean of all runs x envs normalised scores (rliable)",
-    "optimality_gap": "1 - mean(min(score, 1)) over all runs x envs: shortfall below the reference "
-                      "(lower is better; rliable, gamma = 1)",
-    "probability_of_improvement": "P(X > Y) + P(X = Y)/2 per env (Mann-Whitney U / (n m)), averaged "
-                                  "over envs (rliable)",
-    "auc": "trapezoid area under the evaluation curve / timesteps covered (a mean return over the run)",
-    "final_return": "the return of the run's last evaluation",
-}
-
+__all__ = ["AGGREGATES", "Aggregate", "DEFINITIONS", "auc", "bootstrap_ci", "iqm", "mean_ci_t", "median", "normalize", "optimality_gap", "performance_profile", "rng_for"]
 
 
 def rng_for(seed: int, *keys: str) -> np.random.Generator:
@@ -41,7 +27,6 @@ def rng_for(seed: int, *keys: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *(zlib.crc32(k.encode()) for k in keys)]))
 
 
-
 def normalize(score: Any, random_score: float, reference_score: float) -> np.ndarray:
     """``(score - random) / (reference - random)``: 0 = random policy, 1 = reference.
 
@@ -49,7 +34,6 @@ def normalize(score: Any, random_score: float, reference_score: float) -> np.nda
     0.5
     """
     return (np.asarray(score, dtype=float) - random_score) / (reference_score - random_score)
-
 
 
 def auc(rows: Sequence[dict[str, float]]) -> float:
@@ -71,7 +55,6 @@ def auc(rows: Sequence[dict[str, float]]) -> float:
     return float(area / span) if span > 0 else float(rows[-1]["mean_return"])
 
 
-
 def iqm(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
     """Interquartile mean: the mean of the middle 50% of all values (scipy's ``trim_mean(x, 0.25)``).
 
@@ -91,7 +74,6 @@ def iqm(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
     return np.asarray(trim_mean(flat, 0.25, axis=-1))
 
 
-
 def median(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
     """rliable's median: the median over envs of each env's mean score.
 
@@ -106,10 +88,8 @@ def median(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
     return np.asarray(np.median(x.mean(axis=-2), axis=-1))
 
 
-
 def _mean(x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
     return np.asarray(np.mean(x, axis=axis))
-
 
 
 def optimality_gap(x: np.ndarray, axis: tuple[int, ...] | None = None, gamma: float = 1.0) -> np.ndarray:
@@ -121,11 +101,39 @@ def optimality_gap(x: np.ndarray, axis: tuple[int, ...] | None = None, gamma: fl
     return np.asarray(np.mean(np.maximum(gamma - np.asarray(x, dtype=float), 0.0), axis=axis))
 
 
+@dataclass(frozen=True)
+class Aggregate:
+    """One cross-env aggregate statistic of a ``(runs, envs)`` matrix of normalised scores.
 
-AGGREGATES: dict[str, Callable[..., np.ndarray]] = {
-    "iqm": iqm, "median": median, "mean": _mean, "optimality_gap": optimality_gap,
-}
+    Calling it calls ``func`` (``axis=(1, 2)`` for a stack of bootstrap samples). Everything that shows
+    aggregates (the report's table, ``stats.json``, the markdown, the interval figure) iterates over
+    :data:`AGGREGATES`: adding a statistic is one entry there.
 
+    >>> AGGREGATES["mean"](np.array([[1.0, 2.0], [3.0, 4.0]]))
+    array(2.5)
+    """
+
+    name: str
+    func: Callable[..., np.ndarray]
+    title: str
+    definition: str
+    higher_is_better: bool = True
+
+    def __call__(self, x: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
+        return self.func(x, axis=axis)
+
+
+# The aggregates, in the order they are shown: a static table (rliable's get_interval_estimates takes
+# such a dict of functions), not a registry filled at import time.
+AGGREGATES: dict[str, Aggregate] = {a.name: a for a in (
+    Aggregate("iqm", iqm, "IQM", "interquartile mean: mean of the middle 50% of all runs x envs normalised scores "
+              "(scipy.stats.trim_mean(scores.ravel(), 0.25); rliable)"),
+    Aggregate("median", median, "median", "median over envs of each env's mean normalised score (rliable's "
+              "definition)"),
+    Aggregate("mean", _mean, "mean", "mean of all runs x envs normalised scores (rliable)"),
+    Aggregate("optimality_gap", optimality_gap, "optimality gap", "1 - mean(min(score, 1)) over all runs x envs: "
+              "shortfall below the reference (lower is better; rliable, gamma = 1)", higher_is_better=False),
+)}
 
 
 def _resample(matrix: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
@@ -135,13 +143,11 @@ def _resample(matrix: np.ndarray, reps: int, rng: np.random.Generator) -> np.nda
     return np.take_along_axis(np.broadcast_to(matrix, (reps, n, m)), idx, axis=1)
 
 
-
 def _finite(name: str, matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=float)
     if not np.isfinite(matrix).all():
         raise ValueError(f"{name} holds non-finite scores: score diverged runs by the report's rule first")
     return matrix
-
 
 
 def bootstrap_ci(
@@ -157,7 +163,6 @@ def bootstrap_ci(
     return point, float(lo), float(hi)
 
 
-
 def performance_profile(
     matrix: np.ndarray, taus: np.ndarray, *, reps: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -167,7 +172,6 @@ def performance_profile(
     samples = (_resample(matrix, reps, rng)[..., None] > taus).mean(axis=(1, 2))
     lo, hi = np.quantile(samples, [0.025, 0.975], axis=0)
     return point, lo, hi
-
 
 
 def mean_ci_t(values: Any, confidence: float = 0.95) -> tuple[float, float, float, float]:
@@ -185,3 +189,15 @@ def mean_ci_t(values: Any, confidence: float = 0.95) -> tuple[float, float, floa
     std = float(x.std(ddof=1))
     half = float(t.ppf(0.5 + confidence / 2, x.size - 1) * std / np.sqrt(x.size))
     return mean, std, mean - half, mean + half
+
+
+def _definitions() -> dict[str, str]:
+    """Every statistic's definition, as the report and ``stats.json`` state them."""
+    return {**{a.name: a.definition for a in AGGREGATES.values()},
+            "probability_of_improvement": "P(X > Y) + P(X = Y)/2 per env (Mann-Whitney U / (n m)), averaged "
+                                          "over envs (rliable)",
+            "auc": "trapezoid area under the evaluation curve / timesteps covered (a mean return over the run)",
+            "final_return": "the return of the run's last evaluation"}
+
+
+DEFINITIONS: dict[str, str] = _definitions()
