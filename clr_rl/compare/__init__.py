@@ -1,1 +1,2 @@
-"""Layer 5, compare: read a spec, plan its runs and phases, and drive them (``clr-rl compare``)."""
+"""Layer 6, compare: read a spec, plan its runs and phases, and drive them (``clr-rl compare``): the
+setup phase, the arms (look by look for a ``[sequential]`` batch, judged by the analysis layer's scoring), tradeoff curves."""
