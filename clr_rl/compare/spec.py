@@ -12,12 +12,13 @@ from typing import Any
 from clr_rl.errors import ConfigError, config_errors
 from clr_rl.phases.tune import CRITERIA, TunedLR
 from clr_rl.schedules.text import SCHEDULE_KINDS, parse_schedule
+from clr_rl.stats.sequential import SequentialDesign
 
 __all__ = ["Arm", "LRRangeSpec", "Spec", "TradeoffSpec", "TuneSpec", "load_spec", "resolve_relative", "resolve_schedule"]
 
 
 _TOP_FIXED = {"name", "timesteps", "seeds", "envs", "suite", "eval", "overrides", "arms", "description", "baseline",
-              "gpus_per_run", "tuned", "tune", "lr_range", "report", "tradeoff"}
+              "gpus_per_run", "tuned", "tune", "lr_range", "report", "tradeoff", "sequential"}
 
 
 _OVERRIDE_KEYS = {"timesteps", "eval_every", "eval_episodes", "hyperparams", "random_score", "reference_score",
@@ -36,6 +37,7 @@ _EVAL_KEYS = {"every", "episodes"}
 _TUNE_KEYS = {"grid", "trials", "range", "seeds", "criterion"}
 _LR_RANGE_KEYS = {"method", "timesteps", "range", "grid", "seeds", "points"}
 _REPORT_KEYS = {"margin"}
+_SEQUENTIAL_KEYS = {"max_seeds", "step", "alpha", "boundaries", "equivalence"}
 _TRADEOFF_SETTINGS = {"algo", "device", "overrides"}  # the run settings clr_rl.phases.tradeoff.tradeoff takes
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -128,6 +130,7 @@ class Spec:
     lr_range: LRRangeSpec | None = None
     margin: float | None = None
     tradeoff: TradeoffSpec | None = None
+    sequential: SequentialDesign | None = None  # [sequential]: looks at seeds, seeds + step, ... max_seeds
 
 
 def _fail(path: Path, where: str, message: str) -> ConfigError:
@@ -330,6 +333,43 @@ def _load_seeds(path: Path, raw: Any) -> tuple[int, ...]:
     return tuple(range(_pos_int(path, "seeds", raw)))
 
 
+def _load_sequential(path: Path, raw: Any, raw_seeds: Any, seeds: tuple[int, ...],
+                     margin: float | None) -> SequentialDesign:
+    """``[sequential]``: the design of :class:`~clr_rl.stats.sequential.SequentialDesign`; ``seeds`` is the
+    first look (a count, or the list ``0 .. n-1``: later looks add the next seed ids)."""
+    table = _table(path, "sequential", raw)
+    _check_keys(path, "sequential", table, _SEQUENTIAL_KEYS)
+    if isinstance(raw_seeds, list) and list(seeds) != list(range(len(seeds))):
+        raise _fail(path, "seeds", f"{raw_seeds!r} must be a count (or the list 0..n-1) with [sequential]: "
+                    "its looks add seed ids n, n+1, ...")
+    if "max_seeds" not in table:
+        raise _fail(path, "sequential", "max_seeds is required (the cap per env and arm, the last look)")
+    kwargs: dict[str, Any] = {"max_seeds": _pos_int(path, "sequential.max_seeds", table["max_seeds"])}
+    if "step" in table:
+        step = table["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            raise _fail(path, "sequential.step", f"{step!r} must be an integer >= 1 (seeds added per look)")
+        kwargs["step"] = step
+    if "alpha" in table:
+        kwargs["alpha"] = _number(path, "sequential.alpha", table["alpha"])
+    if "equivalence" in table:
+        if not isinstance(table["equivalence"], bool):
+            raise _fail(path, "sequential.equivalence", f"{table['equivalence']!r} must be true or false")
+        kwargs["equivalence"] = table["equivalence"]
+    if "boundaries" in table:
+        b = table["boundaries"]
+        ok = isinstance(b, str) or (isinstance(b, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                                for v in b))
+        if not ok:
+            raise _fail(path, "sequential.boundaries", f"{b!r} must be a spending function name or a list of "
+                        "per-look levels")
+        kwargs["boundaries"] = b if isinstance(b, str) else tuple(float(v) for v in b)
+    try:
+        return SequentialDesign(first=len(seeds), margin=margin or 0.1, **kwargs)
+    except ValueError as exc:
+        raise _fail(path, "sequential", str(exc)) from None
+
+
 def _load_overrides(path: Path, raw: Any, envs: list[str]) -> dict[str, dict[str, Any]]:
     overrides = _table(path, "overrides", raw)
     for env_id, table in overrides.items():
@@ -376,6 +416,10 @@ def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
         raise _fail(path, "name", f"{name!r} must be letters, digits, '.', '_' or '-'")
     envs = _load_envs(path, raw)
     seeds = _load_seeds(path, raw.get("seeds", 3))
+    margin = _load_margin(path, raw.get("report", {}))
+    sequential = _load_sequential(path, raw["sequential"], raw.get("seeds", 3), seeds, margin) \
+        if "sequential" in raw else None
+    judged = tuple(range(sequential.max_seeds)) if sequential else seeds  # every seed the arms may be judged on
     timesteps = _pos_int(path, "timesteps", raw["timesteps"]) if "timesteps" in raw else None
     ev = _table(path, "eval", raw.get("eval", {}))
     _check_keys(path, "eval", ev, _EVAL_KEYS)
@@ -390,9 +434,8 @@ def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
             gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
         raise _fail(path, "gpus_per_run", f"{gpus_per_run!r} must be a fraction in (0, 1] or a whole number")
     tuned = _load_tuned(path, raw["tuned"]) if "tuned" in raw else {}
-    tune = _load_tune(path, raw["tune"], seeds) if "tune" in raw else None
+    tune = _load_tune(path, raw["tune"], judged) if "tune" in raw else None
     lr_range = _load_lr_range(path, raw["lr_range"]) if "lr_range" in raw else None
-    margin = _load_margin(path, raw.get("report", {}))
     tradeoff = _load_tradeoff(path, raw["tradeoff"], defaults, overrides) if "tradeoff" in raw else None
     if tradeoff is not None and tune is not None and tradeoff.max_lr == "tuned":
         overlap = sorted(set(tune.seeds) & set(range(tradeoff.seeds)))
@@ -412,7 +455,7 @@ def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
     if baseline is not None and baseline not in arms_raw:
         raise _fail(path, "baseline", f"{baseline!r} is not an arm; expected one of {', '.join(arms_raw)}")
     return Spec(path, name, tuple(envs), arms, seeds, timesteps, every, episodes, overrides, baseline, raw,
-                float(gpus_per_run), tuned, tune, lr_range, margin, tradeoff)
+                float(gpus_per_run), tuned, tune, lr_range, margin, tradeoff, sequential)
 
 
 def resolve_relative(value: Any, tuned_lr: float, *, range_value: float | None = None,
