@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from clr_rl.compare.plan import plan
+from clr_rl.compare.sequential import run_sequential, sequential_estimate
 from clr_rl.compare.setup import (
     SetupPlan,
     _setup_on_disk,
@@ -73,7 +74,11 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
     if tuned or ranges:
         runs = plan(spec, tuned=tuned, ranges=ranges)
     meta["setup"] = setup_costs(spec, out, setup, tuned, ranges)
-    status |= execute(runs, out, meta=meta, options=options, spec_text=Path(spec_path).read_text())
+    if spec.sequential is not None:
+        status |= run_sequential(spec, out, options, meta=meta, spec_text=Path(spec_path).read_text(), tuned=tuned,
+                                 ranges=ranges)
+    else:
+        status |= execute(runs, out, meta=meta, options=options, spec_text=Path(spec_path).read_text())
     return status | run_tradeoffs(spec, out, tuned, options)
 
 
@@ -109,6 +114,8 @@ def _dry_run(spec: Spec, setup: SetupPlan, runs: list[PlannedRun], tradeoffs: li
               f"{f'on {n} workers' if job.method == 'sweep' else 'in the driver'}, one test at a time"
               f"{' (done)' if not seconds else ''} -> {out / job.folder}")
     execute(runs, out, meta=meta, options=options, dry_run=True)
+    if spec.sequential is not None:
+        print(sequential_estimate(spec, out, options))
     for tjob in tradeoffs:
         print(f"{spec.name} tradeoff: {tjob.describe()} (not in the estimate)")
     if setup.tune_runs or setup.range_jobs:

@@ -454,6 +454,8 @@ def load_spec(path: Path | str, *, device: str | None = None) -> Spec:
     baseline = raw.get("baseline")
     if baseline is not None and baseline not in arms_raw:
         raise _fail(path, "baseline", f"{baseline!r} is not an arm; expected one of {', '.join(arms_raw)}")
+    if sequential is not None and baseline is None:
+        raise _fail(path, "sequential", "needs a baseline = \"<arm>\": the arms are decided against it")
     return Spec(path, name, tuple(envs), arms, seeds, timesteps, every, episodes, overrides, baseline, raw,
                 float(gpus_per_run), tuned, tune, lr_range, margin, tradeoff, sequential)
 
