@@ -25,6 +25,7 @@ from clr_rl.analysis.results import (
     Report,
     SeedSummary,
 )
+from clr_rl.analysis.sequential_report import answer_sentence, sequential_comparisons, sequential_summary
 from clr_rl.run.references import EnvRefs, resolve_refs
 from clr_rl.store import read_json
 
@@ -161,7 +162,9 @@ def _comparisons(table: dict[tuple[str, str], list[Score]], envs: list[str], arm
         if d.verdict == "INCONCLUSIVE":
             need = st.seeds_needed(t["x"], t["y"], level=d.level, margin=margin,
                                    rng=st.rng_for(seed, "seeds-needed", arm, baseline))
-            reason += (f"; about {need} seeds per env would decide if the arms stay as observed" if need else
+            reason += (f"; about {need} seeds per env for 80% power if the arms stay as observed (adding seeds to this "
+                       "batch and looking again inflates the false-verdict rate: run it as a [sequential] batch, "
+                       f"see below)" if need else
                        "; no number of seeds up to 320 per env is predicted to decide (a difference near the margin)")
         text = (f"{arm} {d.verdict} against {baseline}: P(improvement) {t['estimate']:.2f}, "
                 f"{100 * (1 - d.level):.4g}% CI [{d.ci[0]:.2f}, {d.ci[1]:.2f}] at the Holm-adjusted level "
@@ -298,16 +301,24 @@ def analyse(out: Path, resolved: dict[str, Any], runs: list[RunData], *, baselin
     agg_envs = [e for e in envs if refs[e].normalisable]
     aggregates = {a: _aggregates(table, refs, agg_envs, a, reps, seed) for a in arms}
     comparisons = _comparisons(table, envs, arms, baseline, reps, seed, margin)
+    seq = sequential_summary(out, runs)
+    if seq is not None:
+        comparisons = sequential_comparisons(seq, comparisons, baseline)
     taus, profiles = _profiles(table, refs, agg_envs, aggregates, reps, seed)
     costs = _costs(resolved, runs, envs, arms, baseline)
+    answer = _answer(comparisons, costs, baseline, envs, runs, margin)
+    correction = "Holm (step-down) over every arm compared with the baseline"
+    if seq is not None:
+        answer, correction = f"{answer} {answer_sentence(seq)}", ("group-sequential: graphical Holm over arms, "
+                                                                  "boundaries spent over looks (sequential.json)")
     return Report(
-        resolved.get("name"), baseline, margin, ALPHA, "Holm (step-down) over every arm compared with the baseline",
+        resolved.get("name"), baseline, margin, ALPHA, correction,
         {"reps": reps, "seed": seed, "method": "stratified, percentile; one stream per (seed, purpose, arm)"},
         dict(st.DEFINITIONS), dict(RULES), envs, agg_envs, arms, _per_env(runs, table, refs, envs, arms), aggregates,
         comparisons, {a: c.text for a, c in comparisons.items()}, taus, profiles, _GRID.tolist(),
         _efficiency(table, refs, agg_envs, aggregates, reps, seed), costs,
-        _answer(comparisons, costs, baseline, envs, runs, margin),
-        [{"folder": r.folder, "status": r.status} for r in runs if not r.complete], tradeoff_curves(out, envs))
+        answer, [{"folder": r.folder, "status": r.status} for r in runs if not r.complete], tradeoff_curves(out, envs),
+        seq)
 
 
 

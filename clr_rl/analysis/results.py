@@ -149,6 +149,7 @@ class Report:
     answer: str
     missing: list[dict[str, str]] = field(default_factory=list)
     tradeoff: dict[str, dict[str, Any]] = field(default_factory=dict)  # env -> its [tradeoff] curve, as written
+    sequential: dict[str, Any] | None = None  # a [sequential] batch's looks and decisions (sequential_report)
 
 
 
@@ -161,8 +162,17 @@ RULES = {
                "uses the seed ids complete in every env for both arms",
     "verdict": "BEATS / WORSE: a stratified permutation test of P(improvement) = 0.5 rejects at the Holm-adjusted "
                "level and the bootstrap CI at that level excludes 0.5; EQUIVALENT: that CI lies inside "
-               "[0.5 - margin, 0.5 + margin]; INCONCLUSIVE otherwise; NO VERDICT below 3 seeds per env or when "
-               "every run of both arms scored the same",
+               "[0.5 - margin, 0.5 + margin] at the arm's level in a Holm step-down of the equivalence tests of their "
+               "own (so false EQUIVALENT verdicts are family-wise <= alpha too); INCONCLUSIVE otherwise; NO VERDICT "
+               "below 3 seeds per env or when every run of both arms scored the same",
+    "sequential": "at each look, BEATS / WORSE when |P(improvement) - 0.5| crosses a boundary calibrated by "
+                  "permuting arm labels within each env and look block, jointly over the looks so far (the level "
+                  "spent by a look follows the design's spending function); arms share the family-wise level by a "
+                  "graphical Holm procedure (a decided arm passes its level on); EQUIVALENT when a DeLong CI of P "
+                  "lies inside the margin at the look's equivalence level (a family of its own, also at alpha); an "
+                  "arm still undecided at max_seeds is INCONCLUSIVE. The permutation test is exact when the two "
+                  "arms' runs are exchangeable under the null; when their spreads differ the null P = 0.5 is not "
+                  "exchangeability and the false-verdict rate can exceed alpha (benchmarks/bench_sequential.py)",
     "sample_efficiency": "normalised return interpolated at fractions of the planned budget; 100% = the final "
                          "evaluation",
 }

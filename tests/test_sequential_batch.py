@@ -1,0 +1,129 @@
+"""``[sequential]`` batches through ``clr-rl compare`` and ``clr-rl report``: bad designs refused before
+anything is written, a never-learning arm decided WORSE at the first look and given no more seeds,
+a look interrupted mid-way resumed to the same decisions, and a finished batch that trains nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BASE = """\
+name = "seq"
+algo = "ppo"
+timesteps = 4096
+envs = ["CartPole-v1"]
+baseline = "fixed"
+[eval]
+every = 2048
+episodes = 5
+[hyperparams]
+n_steps = 64
+n_envs = 4
+batch_size = 64
+[arms.fixed]
+kind = "constant"
+lr = 3e-3
+[arms.same]
+kind = "constant"
+lr = 3e-3
+[arms.dead]
+kind = "constant"
+lr = 1e-7
+"""
+
+BAD = [
+    ("max-below-first", "seeds = 5\n", "max_seeds = 3\n", ["sequential", "max_seeds=3", "first look's seeds=5"]),
+    ("step-zero", "seeds = 5\n", "max_seeds = 10\nstep = 0\n", ["sequential.step", "0", ">= 1"]),
+    ("alpha-one", "seeds = 5\n", "max_seeds = 10\nalpha = 1.0\n", ["alpha=1.0", "(0, 1)"]),
+    ("unknown-boundaries", "seeds = 5\n", "max_seeds = 10\nboundaries = \"haybittle\"\n", ["boundaries='haybittle'"]),
+    ("levels-wrong-length", "seeds = 5\n", "max_seeds = 10\nboundaries = [0.01, 0.01, 0.01]\n",
+     ["boundaries=[0.01, 0.01, 0.01]", "one level per look"]),
+    ("levels-above-alpha", "seeds = 5\n", "max_seeds = 10\nboundaries = [0.04, 0.03]\n",
+     ["boundaries=[0.04, 0.03]", "at most alpha=0.05"]),
+    ("seed-list-not-0-n", "seeds = [3, 4, 5]\n", "max_seeds = 10\n", ["seeds", "[3, 4, 5]", "0..n-1"]),
+    ("no-max-seeds", "seeds = 5\n", "step = 5\n", ["sequential", "max_seeds is required"]),
+    ("unknown-key", "seeds = 5\n", "max_seeds = 10\nlooks = 3\n", ["sequential", "looks"]),
+]
+
+
+@pytest.mark.parametrize(("top", "table", "parts"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_a_bad_sequential_design_is_one_line_and_writes_nothing(tmp_path: Path, h: Any, top: str, table: str,
+                                                                 parts: list[str]) -> None:
+    spec = tmp_path / "seq.toml"
+    spec.write_text(top + BASE + "[sequential]\n" + table)
+    line = h.one_error_line(h.run("compare", spec, "--out", tmp_path / "out", cwd=tmp_path))
+    assert line.startswith("clr-rl: error: ") and str(spec) in line
+    for part in parts:
+        assert part in line, (part, line)
+    assert not (tmp_path / "out").exists()
+
+
+def test_sequential_needs_a_baseline(tmp_path: Path, h: Any) -> None:
+    spec = tmp_path / "seq.toml"
+    spec.write_text("seeds = 5\n" + BASE.replace('baseline = "fixed"\n', "") + "[sequential]\nmax_seeds = 10\n")
+    assert "needs a baseline" in h.one_error_line(h.run("compare", spec, "--out", tmp_path / "out", cwd=tmp_path))
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory, h: Any) -> tuple[Path, Path, Any]:
+    """One env, looks at 5 and 10 seeds (linear spending: level 0.025 at the first look, where a perfect
+    separation of 5 vs 5 seeds has permutation p 2/252 = 0.008): `dead` (LR 1e-7) never learns."""
+    root = tmp_path_factory.mktemp("seqbatch")
+    spec = root / "seq.toml"
+    spec.write_text("seeds = 5\n" + BASE + "[sequential]\nmax_seeds = 10\nstep = 5\n")
+    proc = h.ok(h.run("compare", spec, "--out", root / "out", "--workers", "2", cwd=root, timeout=900))
+    return spec, root / "out", proc
+
+
+def _looks(out: Path) -> list[dict[str, Any]]:
+    return json.loads((out / "sequential.json").read_text())["looks"]
+
+
+def test_a_never_learning_arm_is_worse_at_the_first_look_and_gets_no_more_seeds(batch: tuple[Path, Path, Any],
+                                                                                  h: Any) -> None:
+    _, out, proc = batch
+    looks = _looks(out)
+    dead = looks[0]["decisions"]["dead"]
+    assert dead["verdict"] == "WORSE" and dead["seeds"] == 5 and dead["estimate"] == 0.0, dead
+    # the earliest look the boundaries allow: linear spending puts half of the arm's level at look 1 of 2
+    assert dead["level"] == pytest.approx(0.05 / 2 / 2)
+    assert "dead" not in looks[1]["decisions"] and looks[1]["seeds"] == 10
+    folders = set(h.run_folders(out))
+    assert {f"runs/CartPole-v1/dead/seed{k}" for k in range(5)} <= folders
+    assert not any(f.startswith("runs/CartPole-v1/dead/seed") and int(f[-1]) >= 5 for f in folders)
+    assert {f"runs/CartPole-v1/{arm}/seed{k}" for arm in ("fixed", "same") for k in range(10)} <= folders
+    assert "look 2/2 at 10 seeds per env" in proc.stdout
+
+
+def test_the_report_shows_the_looks_and_the_compute_saved(batch: tuple[Path, Path, Any], h: Any) -> None:
+    _, out, _ = batch
+    h.ok(h.run("report", out, cwd=out.parent, timeout=600))
+    stats = json.loads((out / "report" / "stats.json").read_text())
+    seq = stats["sequential"]
+    assert seq["arms"]["dead"]["verdict"] == "WORSE" and seq["arms"]["dead"]["decided_at_look"] == 1
+    assert seq["runs_used"] == 5 + 10 + 10 and seq["runs_fixed_design"] == 30
+    assert seq["compute_saved"] == pytest.approx(1 - 25 / 30)
+    assert stats["comparisons"]["dead"]["verdict"] == "WORSE"
+    md = (out / "report" / "report.md").read_text()
+    assert "## Sequential decisions" in md and "Decided sequentially: looks at [5, 10] seeds per env" in md
+
+
+def test_a_finished_batch_trains_nothing_and_a_look_cut_short_resumes_to_the_same_decisions(
+        batch: tuple[Path, Path, Any], h: Any) -> None:
+    spec, out, _ = batch
+    before = _looks(out)
+    again = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=out.parent, timeout=600))
+    assert " 0 to run" in again.stdout and _looks(out) == before
+    # as after a kill -9 during look 2: its decision unrecorded and two of its runs never written
+    data = json.loads((out / "sequential.json").read_text())
+    data["looks"] = data["looks"][:1]
+    (out / "sequential.json").write_text(json.dumps(data))
+    for folder in ("runs/CartPole-v1/fixed/seed9", "runs/CartPole-v1/same/seed7"):
+        shutil.rmtree(out / folder)
+    resumed = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=out.parent, timeout=600))
+    assert " 2 to run" in resumed.stdout
+    assert _looks(out) == before
