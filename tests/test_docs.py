@@ -55,6 +55,7 @@ _EXAMPLES: dict[str, dict[str, str]] = {
         "baseline": 'baseline = "a"', "gpus_per_run": "gpus_per_run = 0.5", "tuned": 'tuned = ["tuned_lr.json"]',
         "eval": "eval = {}", "overrides": "overrides = {}", "arms": "", "tune": 'tune = {grid = "1e-5:1e-2:4"}',
         "lr_range": "lr_range = {}", "report": "report = {}", "tradeoff": "tradeoff = {cycles = 2}",
+        "sequential": 'baseline = "a"\nsequential = {max_seeds = 6}',
     },
     "run settings": {
         "algo": 'algo = "dqn"', "device": 'device = "cpu"', "hyperparams": "hyperparams = {n_steps = 64}",
@@ -75,8 +76,11 @@ _EXAMPLES: dict[str, dict[str, str]] = {
     "tradeoff": {"cycles": "cycles = 3", "t_mult": "t_mult = 3.0", "max_lr": "max_lr = 1e-3",
                  "min_lr_fraction": "min_lr_fraction = 0.1", "seeds": "seeds = [0, 1]", "validate": "validate = true",
                  "timesteps": "timesteps = 4096"},
+    "sequential": {"max_seeds": "max_seeds = 6", "step": "step = 2", "alpha": "alpha = 0.1",
+                   "boundaries": 'boundaries = "pocock"', "equivalence": "equivalence = false"},
 }
 _ARM = '[arms.a]\nkind = "constant"\nlr = 1e-3\n'
+_TOP = {"sequential": 'baseline = "a"'}  # what a table needs at the top level
 
 
 def _spec(tmp: Path, *, top: str = "", table: str = "", body: str = "", envs: bool = True, arm: str = _ARM) -> Path:
@@ -98,6 +102,8 @@ def _body(table: str, key: str) -> str:
         lines.append(_EXAMPLES["tune"]["grid"])
     if table == "tradeoff" and key != "cycles":
         lines.append("cycles = 2")
+    if table == "sequential" and key != "max_seeds":
+        lines.append("max_seeds = 6")
     return "\n".join(lines)
 
 
@@ -117,14 +123,14 @@ def documented() -> dict[str, set[str]]:
 
 def test_every_documented_key_of_every_table_loads(documented: dict[str, set[str]], tmp_path: Path) -> None:
     settings = set(_EXAMPLES["run settings"])
-    for table in ("top level", "eval", "overrides.<env>", "tune", "lr_range", "report", "tradeoff"):
+    for table in ("top level", "eval", "overrides.<env>", "tune", "lr_range", "report", "tradeoff", "sequential"):
         keys = documented[table] - (settings if table == "top level" else set())
         assert keys == set(_EXAMPLES[table]), f"[{table}]: give this test an example value for each key"
         for key in sorted(keys):
             if table == "top level":
                 path = _spec(tmp_path, top=_EXAMPLES[table][key], envs=key not in ("envs", "suite"))
             else:
-                path = _spec(tmp_path, table=_table_header(table), body=_body(table, key))
+                path = _spec(tmp_path, table=_table_header(table), body=_body(table, key), top=_TOP.get(table, ""))
             load_spec(path)  # raises ConfigError if the reader refuses a documented key
     for line in _EXAMPLES["run settings"].values():  # top level and per arm
         load_spec(_spec(tmp_path, top=line))
@@ -132,13 +138,13 @@ def test_every_documented_key_of_every_table_loads(documented: dict[str, set[str
 
 
 def test_the_reader_accepts_no_key_the_reference_leaves_out(documented: dict[str, set[str]], tmp_path: Path) -> None:
-    for table in ("top level", "eval", "overrides.<env>", "tune", "lr_range", "report", "tradeoff"):
+    for table in ("top level", "eval", "overrides.<env>", "tune", "lr_range", "report", "tradeoff", "sequential"):
         if table == "top level":
             path = _spec(tmp_path, top="zz_unknown = 1")
         else:
-            body = "zz_unknown = 1" + ("\n" + _body(table, "grid" if table == "tune" else "cycles")
-                                       if table in ("tune", "tradeoff") else "")
-            path = _spec(tmp_path, table=_table_header(table), body=body)
+            body = "zz_unknown = 1" + ("\n" + _body(table, {"tune": "grid", "tradeoff": "cycles"}.get(table, "step"))
+                                       if table in ("tune", "tradeoff", "sequential") else "")
+            path = _spec(tmp_path, table=_table_header(table), body=body, top=_TOP.get(table, ""))
         assert _refused_list(path) == documented[table], table
 
 

@@ -79,9 +79,10 @@ def answer_sentence(seq: dict[str, Any]) -> str:
     d = seq["design"]
     decided = [a for a, s in seq["arms"].items() if s["verdict"] in ("BEATS", "WORSE", "EQUIVALENT")]
     capped = [a for a, s in seq["arms"].items() if s["verdict"] == "INCONCLUSIVE"]
+    at_cap = f", {len(capped)} still undecided at the cap of {d['max_seeds']} seeds" if capped else ""
     return (f"Decided sequentially: looks at {_sizes(d)} seeds per env ({d['boundaries']} boundaries, family-wise "
             f"level {d['alpha']} over arms and looks for BEATS/WORSE and for EQUIVALENT); {len(decided)} of "
-            f"{len(seq['arms'])} arm(s) decided{f', {len(capped)} still undecided at the cap of {d["max_seeds"]} seeds' if capped else ''}, using {seq['runs_used']} runs "
+            f"{len(seq['arms'])} arm(s) decided{at_cap}, using {seq['runs_used']} runs "
             f"({seq['timesteps_used']:,} timesteps) instead of the fixed max_seeds design's "
             f"{seq['runs_fixed_design']} ({100 * seq['compute_saved']:.0f}% of its compute saved).")
 

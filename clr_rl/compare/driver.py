@@ -9,16 +9,9 @@ from typing import Any
 
 from clr_rl.compare.plan import plan
 from clr_rl.compare.sequential import run_sequential, sequential_estimate
-from clr_rl.compare.setup import (
-    SetupPlan,
-    _setup_on_disk,
-    plan_setup,
-    plan_tradeoffs,
-    run_tradeoffs,
-    run_tuning,
-    setup_costs,
-)
+from clr_rl.compare.setup import SetupPlan, _setup_on_disk, plan_setup, plan_tradeoffs, run_tradeoffs, setup_costs
 from clr_rl.compare.spec import Spec, load_spec
+from clr_rl.compare.tuning import run_tuning
 from clr_rl.execute.batch import _TUNE_FILES, execute
 from clr_rl.execute.estimates import _speed_source, cached_speeds, calibrate, default_speed_cache, planned_minutes
 from clr_rl.execute.options import ExecOptions

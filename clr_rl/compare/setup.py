@@ -9,15 +9,14 @@ from typing import Any
 
 from clr_rl.compare.plan import Results, run_config
 from clr_rl.compare.spec import Spec
-from clr_rl.execute.batch import _TUNE_FILES, execute
 from clr_rl.execute.options import ExecOptions
 from clr_rl.execute.planned import PlannedRun
 from clr_rl.phases.lr_range import RangeJob
 from clr_rl.phases.tradeoff_plan import TradeoffJob
-from clr_rl.phases.tune import TunedLR, optuna_search, tuned_record
+from clr_rl.phases.tune import TunedLR
 from clr_rl.store import read_json, write_json_atomic
 
-__all__ = ["SetupPlan", "plan_setup", "plan_tradeoffs", "run_tradeoffs", "run_tuning", "setup_costs"]
+__all__ = ["SetupPlan", "plan_setup", "plan_tradeoffs", "run_tradeoffs", "setup_costs"]
 
 
 @dataclass(frozen=True)
@@ -129,10 +128,11 @@ def setup_costs(spec: Spec, out: Path, setup: SetupPlan, tuned: dict[tuple[str, 
                     t = tuned[key]
                     parts.append(("tune", t.cost_timesteps, t.wall_seconds,
                                   f"{t.method}, {len(t.tried)} LRs x {len(t.seeds)} seeds, "
-                                  f"best {t.value:g} by {t.criterion}"))
+                                  f"best {t.value:g} by {t.criterion}, {t.where_in_grid()}"))
                 elif key in spec.tuned:
                     rec = spec.tuned[key]
-                    parts.append(("tune", rec.cost_timesteps, rec.wall_seconds, f"clr-rl tune record ({rec.method})"))
+                    parts.append(("tune", rec.cost_timesteps, rec.wall_seconds,
+                                  f"clr-rl tune record ({rec.method}), {rec.where_in_grid()}"))
                 else:
                     parts.append(("none", 0, 0.0, "tuned LR shipped in agents/ (its tuning cost is not measured here)"))
             if arm.refers_to("range") and key in ranges:
@@ -193,38 +193,5 @@ def run_tradeoffs(spec: Spec, out: Path, tuned: dict[tuple[str, str], TunedLR], 
     return status
 
 
-def run_tuning(spec: Spec, setup: SetupPlan, out: Path, options: ExecOptions) -> tuple[int, dict[tuple[str, str], TunedLR]]:
-    """Train the ``[tune]`` runs (resumably, like any run) and pick each (algo, env)'s best fixed LR by
-    :func:`clr_rl.phases.tune.lr_scores`; each record is written to ``<out>/tune/<env>/tuned_lr.json``."""
-    assert spec.tune is not None
-    status = 0
-    tuned: dict[tuple[str, str], TunedLR] = {}
-    if setup.tune_runs:
-        status |= execute(setup.tune_runs, out, meta={"name": f"{spec.name}-tune"}, options=options,
-                          files=_TUNE_FILES, quiet=True)
-        grid = spec.tune.grid
-        assert grid is not None
-        for key in dict.fromkeys((r.prepared.config.algo, r.env_id) for r in setup.tune_runs):
-            runs = [r for r in setup.tune_runs if (r.prepared.config.algo, r.env_id) == key]
-            tuned[key] = _tuned(spec, out, key, runs, f"log grid {grid[0]:g}:{grid[1]:g}:{grid[2]}")
-    for algo, env_id in setup.trials:
-        settings = _needs(spec, "tuned")[(algo, env_id)]
-        trials = spec.tune.trials
-        assert trials is not None
-        runs, trial_status, method = optuna_search(
-            trials, spec.tune.lr_range, 0, lambda lrs, a=algo, e=env_id, s=settings: _tune_runs(spec, a, e, s, lrs),
-            lambda rs: execute(rs, out, meta={"name": f"{spec.name}-tune"}, options=options, files=_TUNE_FILES,
-                               quiet=True), out, spec.tune.criterion)
-        status |= trial_status
-        tuned[(algo, env_id)] = _tuned(spec, out, (algo, env_id), runs, method)
-    return status, tuned
 
 
-def _tuned(spec: Spec, out: Path, key: tuple[str, str], runs: list[PlannedRun], method: str) -> TunedLR:
-    assert spec.tune is not None
-    try:
-        record = tuned_record(out, runs, spec.tune.criterion, method, algo=key[0], env_id=key[1])
-    except RuntimeError as exc:
-        raise RuntimeError(f"{exc}; see {out / 'tune' / key[1]}") from None
-    record.write(out / "tune" / key[1] / "tuned_lr.json")
-    return record

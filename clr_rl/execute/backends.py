@@ -111,6 +111,7 @@ def _run_ray(tasks: list[dict[str, Any]], workers: int, address: str | None, rep
         for t in tasks:
             if t["gpus"]:  # Ray picks the GPU and sets CUDA_VISIBLE_DEVICES: the task sees it as cuda
                 t = {**t, "config": {**t["config"], "device": "cuda"}}
+            t = {**t, "backend": "ray"}
             refs[remote.options(num_gpus=t["gpus"]).remote(t)] = t
         last = 0.0
         pending = list(refs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,8 @@ def _run_one(task: dict[str, Any], folder: Path) -> dict[str, Any]:
 
     try:
         record = train(prepare(RunConfig.from_dict(task["config"])), folder, resume=True)
+        record.executor = {"backend": task.get("backend", "local"), "host": socket.gethostname(), "pid": os.getpid()}
+        record.write(folder)
         return {"folder": str(folder), "status": record.status.value}
     except (KeyboardInterrupt, SystemExit):  # stopped from outside: recorded interrupted (resumable)
         return {"folder": str(folder), "status": Status.INTERRUPTED.value}

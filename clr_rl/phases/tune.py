@@ -123,6 +123,23 @@ class TunedLR:
     date: str = ""
     source: str = field(default="", compare=False)
 
+    def where_in_grid(self) -> str:
+        """Where ``value`` sits among the LRs tried, in words: an LR at an edge of what was tried is
+        not known to be tuned (the best may lie past it).
+
+        >>> TunedLR("ppo", "E", 1e-3, "auc", "grid", 1, (0,), tuple(TriedLR(v, 0.0, ()) for v in (1e-4, 1e-3)),
+        ...         0).where_in_grid()
+        'the largest of 2 LRs tried (at the edge: the best LR may lie above it)'
+        """
+        lrs = sorted(t.lr for t in self.tried)
+        if self.value not in lrs or len(lrs) < 2:
+            return f"{len(lrs)} LR(s) tried"
+        i = lrs.index(self.value)
+        if i in (0, len(lrs) - 1):
+            side = ("smallest", "below") if i == 0 else ("largest", "above")
+            return f"the {side[0]} of {len(lrs)} LRs tried (at the edge: the best LR may lie {side[1]} it)"
+        return f"LR {i + 1} of {len(lrs)} tried, inside the grid"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("source")

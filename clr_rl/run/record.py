@@ -77,6 +77,7 @@ class RunRecord:
     auc: float | None = None
     error: str = ""
     traceback: str = ""
+    executor: dict[str, Any] = field(default_factory=dict)  # where a batch ran it: backend, host, pid
 
     # --- files -------------------------------------------------------------------------------
     @classmethod

@@ -61,6 +61,7 @@ _HELP: dict[str, dict[str, tuple[str, str]]] = {
         "lr_range": ("table", "[`[lr_range]`](#lr_range): an LR range test gives the `range` bounds"),
         "report": ("table", "[`[report]`](#report): settings of `clr-rl report`"),
         "tradeoff": ("table", "[`[tradeoff]`](#tradeoff): a return-vs-budget curve per env"),
+        "sequential": ("table", "[`[sequential]`](#sequential): add seeds look by look until every arm is decided"),
     },
     "eval": {
         "every": ("integer", "evaluate every N timesteps (default from `envs/`, else budget/10)"),
@@ -102,6 +103,14 @@ _HELP: dict[str, dict[str, tuple[str, str]]] = {
         "validate": ("boolean", "also train separate runs per budget and write the gap"),
         "timesteps": ("integer", "the curve's budget; default: each env's budget in the batch"),
     },
+    "sequential": {
+        "max_seeds": ("integer", "the cap per env and arm, the last look (>= the first look's `seeds`); required"),
+        "step": ("integer", "seeds added per look (>= 1); default: the first look's `seeds`"),
+        "alpha": ("number", "family-wise level over arms and looks, for BEATS/WORSE and for EQUIVALENT each, in (0, 1)"),
+        "boundaries": ("string or list", "the spending function (`\"linear\"`, `\"pocock\"`, `\"obrien-fleming\"`) "
+                       "or the level spent at each look (one per look, summing to at most `alpha`)"),
+        "equivalence": ("boolean", "stop arms at EQUIVALENT (margin: `[report] margin`, default 0.1)"),
+    },
 }
 
 _INTRO = {
@@ -114,6 +123,8 @@ _INTRO = {
     "report": "`[report]`: settings of `clr-rl report`.",
     "tradeoff": "`[tradeoff]`: a return-vs-budget curve per env from one cosine-restarts run, trained after the "
                 "arms (see [Comparing schedules](../comparing.md#tradeoff)).",
+    "sequential": "`[sequential]`: a group-sequential batch; `seeds` is the first look, and the arms are decided "
+                  "against `baseline` look by look (see [Sequential decisions](../sequential.md)).",
 }
 
 # A spec key whose loaded attribute has another name.
@@ -154,7 +165,7 @@ def _loaded_defaults(src: SimpleNamespace) -> dict[str, dict[str, Any]]:
     """What the reader returns for each key a minimal table leaves out (``name`` would be the file's stem)."""
     path = Path("spec.toml")
     minimal = {"top level": {"envs": [], "arms": {}, "name": ""}, "tune": {"grid": "1e-5:1e-2:7"}, "lr_range": {},
-               "tradeoff": {"cycles": 2}}
+               "tradeoff": {"cycles": 2}, "sequential": {"max_seeds": 10}}
     with tempfile.TemporaryDirectory() as tmp:
         spec_file = Path(tmp) / "spec.toml"
         spec_file.write_text('envs = ["CartPole-v1"]\n[arms.a]\nkind = "constant"\nlr = 1e-3\n')
@@ -164,6 +175,7 @@ def _loaded_defaults(src: SimpleNamespace) -> dict[str, dict[str, Any]]:
         "tune": src.reader._load_tune(path, minimal["tune"], ()),
         "lr_range": src.reader._load_lr_range(path, minimal["lr_range"]),
         "tradeoff": src.reader._load_tradeoff(path, minimal["tradeoff"], {}, {}),
+        "sequential": src.reader._load_sequential(path, minimal["sequential"], 3, (0, 1, 2), None),
     }
     out: dict[str, dict[str, Any]] = {}
     for table, obj in loaded.items():
@@ -180,7 +192,7 @@ def _reader_key_sets(src: SimpleNamespace) -> dict[str, set[str]]:
     r = src.reader
     return {"top level": set(r._TOP_FIXED), "eval": set(r._EVAL_KEYS), "overrides.<env>": set(r._OVERRIDE_KEYS),
             "tune": set(r._TUNE_KEYS), "lr_range": set(r._LR_RANGE_KEYS), "report": set(r._REPORT_KEYS),
-            "tradeoff": set(r._TRADEOFF_KEYS)}
+            "tradeoff": set(r._TRADEOFF_KEYS), "sequential": set(r._SEQUENTIAL_KEYS)}
 
 
 def _settings(src: SimpleNamespace) -> tuple[Key, ...]:
