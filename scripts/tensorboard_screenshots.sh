@@ -27,14 +27,14 @@ if ! command -v "$chromium" >/dev/null; then
 fi
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("localhost", 0)); print(s.getsockname()[1])')
-log="$out/tensorboard.log"
+log="$(mktemp)"
 $clr_rl tensorboard "$batch" --port "$port" >"$log" 2>&1 &
 tb_pid=$!
 profile=$(mktemp -d)
 cleanup() {
     kill "$tb_pid" 2>/dev/null || true
     wait "$tb_pid" 2>/dev/null || true
-    rm -rf "$profile"
+    rm -rf "$profile" "$log"
 }
 trap cleanup EXIT
 
