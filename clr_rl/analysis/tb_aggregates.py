@@ -111,7 +111,7 @@ def _env_series(series: ArmSeries, env: str, seeds: list[FinishedRun], refs: Env
         return
     lo, hi = min(v for _, v in lr), max(v for _, v in lr)
     series.lr_range[env] = (lo, hi)
-    for step, value in lr:  # the range as flat lines with as many points as the LR: see tblog._layout
+    for step, value in lr:  # the range as flat lines with as many points as the LR: see tblayout._layout
         series.add(env, "lr_applied", step, value)
         series.add(env, "lr_applied_min", step, lo)
         series.add(env, "lr_applied_max", step, hi)
