@@ -514,7 +514,7 @@ def test_tensorboard_run_names_hparams_and_layout(batch: Path) -> None:
     runs = batch / "runs"
     expected = {f"{e}/{a}/seed{s}" for e in ENVS for a in ARMS for s in SEEDS}
     dirs = _event_dirs(runs)
-    assert expected <= dirs and "." not in dirs and "_layout" in dirs
+    assert expected <= dirs and "." not in dirs and f"arms/{ARMS[0]}" in dirs and "_layout" not in dirs
     records = _records(batch)
     tags_by_env: dict[str, set[str]] = {e: set() for e in ENVS}
     for name in sorted(expected):
@@ -544,10 +544,10 @@ def test_tensorboard_run_names_hparams_and_layout(batch: Path) -> None:
         assert [(e.step, e.value) for e in acc.Scalars(lr)] == [(e.step, e.value)
                                                                 for e in acc.Scalars("train/lr_applied")]
         tags_by_env[env] |= {t for t in scalars if t.startswith("env/")}
-    # the custom-scalars layout lives in runs/_layout (no run "."): its charts are checked in test_tensorboard.py
-    assert (runs / "_layout").is_dir() and not list(runs.glob("events.out.tfevents.*"))
-    # the HParams experiment (columns and metrics) is written once, in runs/_layout
-    content = _accumulator(runs / "_layout").PluginTagToContent("hparams")
+    # the custom-scalars layout lives in the first arm's run (no run "."): its charts are checked in test_tensorboard.py
+    assert not list(runs.glob("events.out.tfevents.*"))
+    # the HParams experiment (columns and metrics) is written once, with the layout
+    content = _accumulator(runs / "arms" / ARMS[0]).PluginTagToContent("hparams")
     experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert {"eval/final_return", "eval/auc"} <= {m.name.tag for m in experiment.metric_infos}
     assert {"arm", "env", "seed", "algo", "schedule_kind"} <= {h.name for h in experiment.hparam_infos}

@@ -59,7 +59,7 @@ def report(out: Path | str, *, baseline: str | None = None, reps: int = 2000, se
     write_text_atomic(dest / "report.md", markdown(result, runs, images))
     from clr_rl.analysis.tensorboard import write_aggregates
 
-    write_aggregates(out, stats)  # one TensorBoard run per (env, arm): mean and CI bands, rewritten each time
+    write_aggregates(out, stats, seed=seed, reps=reps)  # one TensorBoard run per arm, rewritten each time
     done = sum(1 for r in runs if r.complete)
     print(f"report: {done}/{len(runs)} runs complete; baseline {chosen}")
     for v in result.verdicts.values():

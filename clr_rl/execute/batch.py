@@ -21,7 +21,7 @@ from clr_rl.execute.planned import PlannedRun, _rerun, run_state
 from clr_rl.execute.summary import _describe, _print_table, _progress_line, _write_summary, summary_rows
 from clr_rl.execute.worker import _gpu_slots, _tasks
 from clr_rl.run.record import Status, read_record
-from clr_rl.run.tblog import write_layout
+from clr_rl.run.tblayout import write_layout
 from clr_rl.store import (
     check_writable,
     write_json_atomic,

@@ -1,12 +1,12 @@
-"""What one run writes to TensorBoard: tags, HParams session summaries."""
+"""What one run writes to TensorBoard: tags, HParams session summaries (and the experiment's columns)."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
-__all__ = ["AGGREGATE_DIR", "ALL_ENVS", "HPARAM_METRICS", "LAYOUT_RUN", "LR_STEP_TAG", "LR_TAG", "RETURN_TAG", "aggregate_tag", "env_tag", "hparams_experiment_summary", "run_hparams", "session_end_summary", "session_start_summary", "write_layout"]
+__all__ = ["HPARAM_METRICS", "LR_STEP_TAG", "LR_TAG", "RETURN_TAG", "env_tag", "hparams_experiment_summary",
+           "run_hparams", "schedule_range", "session_end_summary", "session_start_summary", "shown_by_default",
+           "trial_name"]
 
 
 RETURN_TAG = "eval/mean_return"  # a run's evaluation return
@@ -33,6 +33,10 @@ _HPARAM_FIRST = ("algo", "env", "arm", "seed", "schedule", "schedule_kind", "opt
 
 
 
+_HPARAM_SHOWN = ("arm", "lr_max", "lr_min", "schedule", "seed")  # ticked in the HParams table: see shown_by_default
+
+
+
 def env_tag(env_id: str, name: str) -> str:
     """Tag under which a run also logs ``name`` for the per-env custom-scalars charts."""
     return f"env/{env_id}/{name}"
@@ -43,7 +47,8 @@ def env_tag(env_id: str, name: str) -> str:
 def run_hparams(config: dict[str, Any]) -> dict[str, Any]:
     """HParams of one run from its resolved config (``run.json``'s ``config``, or a planned run
     in ``spec.resolved.json``): algo, env, arm, seed, schedule, kind, optimizer, and every
-    schedule parameter as ``lr.<name>``.
+    schedule parameter as ``lr.<name>``, and the schedule's LR range as ``lr_min`` / ``lr_max``
+    (:func:`schedule_range`).
 
     >>> run_hparams({"algo": "ppo", "env_id": "CartPole-v1", "arm": "", "seed": 1,
     ...              "schedule": "constant(lr=0.001)", "schedule_kind": "constant",
@@ -58,7 +63,37 @@ def run_hparams(config: dict[str, Any]) -> dict[str, Any]:
     }
     for key, value in (config.get("schedule_params") or {}).items():
         out[f"lr.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    lr_range = schedule_range(config)
+    if lr_range is not None:
+        out["lr_min"], out["lr_max"] = lr_range
     return out
+
+
+
+def schedule_range(config: dict[str, Any], points: int = 2001) -> tuple[float, float] | None:
+    """(lowest, highest) LR of a run's schedule over its budget: sampled at ``points`` evenly spaced
+    ``progress_remaining`` values, each end snapped to a schedule parameter within 0.5% of it (a
+    sampled triangle misses its exact peak). None without a parseable schedule.
+
+    >>> schedule_range({"schedule": "triangular:base_lr=1e-4,max_lr=1e-3,cycles=3", "timesteps": 4096,
+    ...                 "schedule_params": {"base_lr": 1e-4, "max_lr": 1e-3, "cycles": 3}})
+    (0.0001, 0.001)
+    """
+    from clr_rl.errors import ConfigError
+    from clr_rl.schedules.text import bind_total_timesteps, parse_schedule
+
+    try:
+        schedule = bind_total_timesteps(parse_schedule(config["schedule"]), int(config.get("timesteps", 1)))
+        values = [float(schedule(1 - i / (points - 1))) for i in range(points)]
+    except (KeyError, TypeError, ValueError, ConfigError):
+        return None
+    params = [float(v) for v in (config.get("schedule_params") or {}).values()
+              if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+    def snap(x: float) -> float:
+        return next((v for v in params if abs(v - x) <= 0.005 * abs(v)), x)
+
+    return snap(min(values)), snap(max(values))
 
 
 
@@ -72,17 +107,31 @@ def _hparams_summary(tag: str, data: Any) -> Any:
 
 
 
-def session_start_summary(hparams: dict[str, Any]) -> Any:
+def trial_name(hparams: dict[str, Any]) -> str:
+    """The HParams table's trial id of a run: env and seed first (the column is narrow; the arm and
+    the seed also have columns of their own).
+
+    >>> trial_name({"env": "CartPole-v1", "arm": "fixed", "seed": 2})
+    'CartPole-v1 seed2 fixed'
+    """
+    return " ".join(str(p) for p in (hparams.get("env", ""), f"seed{hparams['seed']}" if "seed" in hparams else "",
+                                     hparams.get("arm", "")) if p)
+
+
+
+def session_start_summary(hparams: dict[str, Any], group_name: str | None = None) -> Any:
     """The HParams session-start summary of one run (its row in the HParams table).
 
     Write it once, at the start of a fresh run: ``writer._get_file_writer().add_summary(...)``.
-    Values are numbers, strings or bools (see :func:`run_hparams`).
+    Values are numbers, strings or bools (see :func:`run_hparams`). ``group_name`` is the
+    row's trial id (default :func:`trial_name`; TensorBoard would show the run's folder).
     """
     import time
 
     from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 
-    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    name = trial_name(hparams) if group_name is None else group_name
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time(), group_name=name)
     for name, value in hparams.items():
         if isinstance(value, bool):
             start.hparams[name].bool_value = value
@@ -115,6 +164,21 @@ def session_end_summary(status: str) -> Any | None:
 
 
 
+def shown_by_default(names: list[str]) -> set[str]:
+    """The HParams columns flagged ``differs``, which TensorBoard 2.21 ticks (shows) by default.
+
+    TensorBoard sorts the columns by (``differs`` first, name) and ticks the first five, whatever
+    the flags say, so exactly five get the flag: the arm, the seed, the schedule text (it carries
+    every schedule parameter) and the LR range every row has (``lr_min``, ``lr_max``). The env
+    leads each row's trial id; the per-kind ``lr.*`` parameters stay one click away.
+
+    >>> sorted(shown_by_default(["algo", "arm", "env", "seed", "schedule", "lr.lr", "lr_min", "lr_max"]))
+    ['arm', 'lr_max', 'lr_min', 'schedule', 'seed']
+    """
+    return {n for n in names if n in _HPARAM_SHOWN}
+
+
+
 def hparams_experiment_summary(hparams: list[dict[str, Any]]) -> Any:
     """One HParams experiment whose columns are the union of ``hparams`` (one dict per run).
 
@@ -132,120 +196,22 @@ def hparams_experiment_summary(hparams: list[dict[str, Any]]) -> Any:
         for name, value in hp.items():
             values.setdefault(name, []).append(value)
     names = [n for n in _HPARAM_FIRST if n in values] + sorted(n for n in values if n not in _HPARAM_FIRST)
-    infos = []
+    infos, shown = [], shown_by_default(names)
     for name in names:
         seen = values[name]
+        differs = name in shown
         if all(isinstance(v, bool) for v in seen):
-            infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DATA_TYPE_BOOL))
+            infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DATA_TYPE_BOOL, differs=differs))
         elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
-            infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DATA_TYPE_FLOAT64,
+            infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DATA_TYPE_FLOAT64, differs=differs,
                                             domain_interval=api_pb2.Interval(min_value=min(seen),
                                                                              max_value=max(seen))))
         else:
             domain = struct_pb2.ListValue()
             domain.extend(sorted({str(v) for v in seen}))
-            infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DATA_TYPE_STRING, domain_discrete=domain))
+            infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DATA_TYPE_STRING, domain_discrete=domain,
+                                            differs=differs))
     metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=title)
                for tag, title in HPARAM_METRICS.items()]
     experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics, time_created_secs=time.time())
     return _hparams_summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment))
-
-
-AGGREGATE_DIR = "aggregate"  # runs/aggregate/<env>/<arm>
-
-
-
-ALL_ENVS = "all_envs"  # runs/aggregate/all_envs/<arm>: the batch-level IQM
-
-
-
-LAYOUT_RUN = "_layout"  # runs/_layout: custom-scalars layout and HParams experiment, no data
-
-
-
-def aggregate_tag(env_id: str, name: str) -> str:
-    """Tag of an aggregate run (``env_id`` is :data:`ALL_ENVS` for the batch-level IQM).
-
-    >>> aggregate_tag("CartPole-v1", "return_mean")
-    'aggregate/CartPole-v1/return_mean'
-    """
-    return f"aggregate/{env_id}/{name}"
-
-
-
-# ------------------------------------------------------------------------------ layout
-def _layout(envs: list[str], *, iqm: bool) -> Any:
-    """Custom-scalars layout: (batch IQM), then per env a margin chart of the arms' mean return
-    with its 95% CI, the LR each arm applied, and the per-seed charts for detail."""
-    from tensorboard.plugins.custom_scalar import layout_pb2
-
-    def margin(title: str, env: str, stem: str) -> Any:
-        series = layout_pb2.MarginChartContent.Series(value=aggregate_tag(env, f"{stem}"),
-                                                      lower=aggregate_tag(env, f"{stem}_ci95_low"),
-                                                      upper=aggregate_tag(env, f"{stem}_ci95_high"))
-        return layout_pb2.Chart(title=title, margin=layout_pb2.MarginChartContent(series=[series]))
-
-    def lines(title: str, tag: str) -> Any:
-        return layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=[f"^{re.escape(tag)}$"]))
-
-    categories = []
-    if iqm:
-        categories.append(layout_pb2.Category(title="all envs: normalised IQM per arm", chart=[
-            margin("normalised IQM over envs and seeds, 95% bootstrap CI (step = % of budget)", ALL_ENVS,
-                   "normalized_iqm")]))
-    for env in envs:
-        categories.append(layout_pb2.Category(title=env, chart=[
-            margin("return: mean over seeds, 95% CI (one colour per arm)", env, "return_mean"),
-            lines("learning rate applied, per arm (set smoothing to 0)", aggregate_tag(env, "lr_applied")),
-            lines("return (every arm and seed)", env_tag(env, "eval_return")),
-            lines("learning rate applied (every arm and seed)", env_tag(env, "lr")),
-        ]))
-    return layout_pb2.Layout(category=categories)
-
-
-
-def _clear_events(folder: Path) -> None:
-    for old in folder.glob("events.out.tfevents.*"):
-        old.unlink()
-
-
-
-def write_layout(runs_dir: Path, envs: list[str], *, runs: list[dict[str, Any]] | None = None,
-                 iqm: bool | None = None) -> Path:
-    """Write the custom-scalars layout and the HParams experiment into ``runs_dir/_layout``.
-
-    ``runs``: the planned runs (``spec.resolved.json``'s ``runs``) whose HParams make the
-    experiment's columns; by default read from ``spec.resolved.json`` beside ``runs_dir``.
-    ``iqm``: include the batch-level IQM section (default: every env has references in
-    ``envs/``). Rewritten each call; events left in ``runs_dir`` itself by older versions
-    (the run ".") are removed. Returns the layout run's folder.
-    """
-    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
-    from tensorboard.compat.proto.tensor_pb2 import TensorProto
-    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
-    from tensorboard.plugins.custom_scalar import metadata
-    from torch.utils.tensorboard import SummaryWriter
-
-    from clr_rl.run.envs import env_info
-    from clr_rl.store import read_json
-
-    runs_dir = Path(runs_dir)
-    if runs is None and (runs_dir.parent / "spec.resolved.json").is_file():
-        runs = read_json(runs_dir.parent / "spec.resolved.json").get("runs")
-    if iqm is None:
-        iqm = all(env_info(env) is not None for env in envs)
-    folder = runs_dir / LAYOUT_RUN
-    folder.mkdir(parents=True, exist_ok=True)
-    _clear_events(runs_dir)
-    _clear_events(folder)
-    writer = SummaryWriter(log_dir=str(folder))
-    file_writer = writer._get_file_writer()  # raw summaries (the layout and HParams protos)
-    tensor = TensorProto(dtype="DT_STRING", string_val=[_layout(envs, iqm=iqm).SerializeToString()],
-                         tensor_shape=TensorShapeProto())
-    plugin = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME))
-    file_writer.add_summary(Summary(value=[Summary.Value(tag=metadata.CONFIG_SUMMARY_TAG, tensor=tensor,
-                                                         metadata=plugin)]))
-    if runs:
-        file_writer.add_summary(hparams_experiment_summary([run_hparams(r) for r in runs]))
-    writer.close()
-    return folder

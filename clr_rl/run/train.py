@@ -85,7 +85,7 @@ def _make_model(prepared: PreparedRun, out: Path, env: Any, resumed_from: int | 
         from clr_rl.run.callbacks import install_step_hook
 
         install_step_hook(model, prepared, writer=tb.writer)
-    if resumed_from is None:  # this run's HParams session (the batch's experiment config lives in runs/_layout)
+    if resumed_from is None:  # this run's HParams session (the batch's experiment: runs/arms/<first arm>)
         from clr_rl.run.tblog import run_hparams, session_start_summary
 
         tb.writer._get_file_writer().add_summary(session_start_summary(run_hparams(prepared.resolved())))
