@@ -11,11 +11,13 @@ demo: setup
 
 # The test suite (CI runs exactly this through .ci/run).
 test: setup
+	.venv/bin/lint-imports
 	.venv/bin/python -m pytest -q
 
 lint: setup
 	.venv/bin/ruff check clr_rl tests benchmarks
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 bench: setup
 	.venv/bin/python benchmarks/bench_train.py
