@@ -69,7 +69,7 @@ def ppo_rate(vec_env: str, device: str, timesteps: int, threads: int, queue: Any
     torch.set_num_threads(threads)
     from clr_rl.run.agents import agent_config, build_model
     from clr_rl.run.envs import env_family, make_env
-    from clr_rl.schedules.cyclical import Triangular2
+    from clr_rl.schedules import Triangular2
 
     agent = agent_config("ppo", ENV_ID, env_family(ENV_ID))
     env = make_env(ENV_ID, n_envs=agent.n_envs, seed=0, normalize=False, vec_env=vec_env)

@@ -38,8 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from clr_rl.schedules.text import bind_gradient_steps
-from clr_rl.schedules.theory import Alternating, Spike
+from clr_rl.schedules import Alternating, Spike, bind_gradient_steps  # noqa: E402
 
 MAX_ITERS = 20_000  # a run that has not reached the tolerance by then prints ">20000"
 

@@ -39,7 +39,8 @@ _API = {
     "RunConfig": "clr_rl.run.config", "prepare": "clr_rl.run.prepare", "resume": "clr_rl.run.train",
     "train": "clr_rl.run.train",
     "load_spec": "clr_rl.compare.spec", "plan": "clr_rl.compare.plan",
-    "lr_range_single": "clr_rl.phases.lr_single", "lr_range_sweep": "clr_rl.phases.lr_sweep", "tune": "clr_rl.phases.tune",
+    "lr_range_single": "clr_rl.phases.lr_single", "lr_range_sweep": "clr_rl.phases.lr_sweep",
+    "tune": "clr_rl.phases.tune",
     "tradeoff": "clr_rl.phases.tradeoff",
 }
 

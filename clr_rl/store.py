@@ -18,7 +18,8 @@ from typing import Any
 
 from clr_rl.errors import ConfigError
 
-__all__ = ["EVAL_COLUMNS", "append_eval_row", "check_writable", "read_evaluations", "read_json", "write_csv_atomic", "write_evaluations", "write_json_atomic", "write_text_atomic"]
+__all__ = ["EVAL_COLUMNS", "append_eval_row", "check_writable", "read_evaluations", "read_json", "write_csv_atomic",
+           "write_evaluations", "write_json_atomic", "write_text_atomic"]
 
 EVAL_COLUMNS = ("timesteps", "mean_return", "std_return", "episodes", "wall_seconds")
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from clr_rl.schedules.cyclical import Triangular
-from clr_rl.schedules.text import parse_schedule
+from clr_rl.schedules import Triangular, parse_schedule
 
 
 def cli() -> list[str]:

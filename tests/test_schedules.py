@@ -23,16 +23,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clr_rl import schedules
-from clr_rl.schedules.base import Constant, Exponential, Linear, elapsed_fraction, schedule_params
-from clr_rl.schedules.cyclical import CosineRestarts, ExpRange, OneCycle, Triangular, Triangular2
-from clr_rl.schedules.text import (
+from clr_rl.schedules import (
     SCHEDULE_KINDS,
+    Alternating,
+    Constant,
+    CosineRestarts,
+    Exponential,
+    ExpRange,
+    Linear,
+    OneCycle,
+    Spike,
+    Triangular,
+    Triangular2,
     bind_gradient_steps,
     bind_total_timesteps,
     check_lr_resolution,
+    elapsed_fraction,
     parse_schedule,
+    schedule_params,
 )
-from clr_rl.schedules.theory import Alternating, Spike
 
 REL = 1e-9
 FAST = settings(max_examples=150, deadline=None, database=None)

@@ -21,16 +21,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clr_rl import schedules
-from clr_rl.schedules.base import Constant, schedule_params
-from clr_rl.schedules.cyclical import Triangular
-from clr_rl.schedules.text import (
+from clr_rl.schedules import (
     SCHEDULE_KINDS,
+    Alternating,
+    Constant,
+    Spike,
+    Triangular,
     bind_gradient_steps,
     bind_total_timesteps,
     check_lr_resolution,
     parse_schedule,
+    schedule_params,
 )
-from clr_rl.schedules.theory import Alternating, Spike
 
 FAST = settings(max_examples=200, deadline=None, database=None)
 

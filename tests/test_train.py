@@ -30,8 +30,7 @@ from clr_rl.run.prepare import prepare
 from clr_rl.run.record import RunRecord
 from clr_rl.run.tblog import LR_TAG, RETURN_TAG
 from clr_rl.run.train import train
-from clr_rl.schedules.cyclical import Triangular, Triangular2
-from clr_rl.schedules.text import parse_schedule
+from clr_rl.schedules import Triangular, Triangular2, parse_schedule
 
 REL = 1e-6  # TensorBoard stores scalars as float32
 

@@ -41,8 +41,7 @@ from clr_rl.run.callbacks import MOMENTUM_TAG, install_step_hook
 from clr_rl.run.config import RunConfig
 from clr_rl.run.prepare import prepare
 from clr_rl.run.tblog import LR_STEP_TAG, LR_TAG
-from clr_rl.schedules.base import Exponential
-from clr_rl.schedules.cyclical import Triangular, Triangular2
+from clr_rl.schedules import Exponential, Triangular, Triangular2
 
 REL = 1e-6  # TensorBoard stores scalars as float32
 ENV = "CartPole-v1"

@@ -30,7 +30,7 @@ def measure(env_id: str, device: str, timesteps: int, threads: int, queue: objec
     torch.set_num_threads(threads)
     from clr_rl.run.agents import agent_config, build_model
     from clr_rl.run.envs import env_family, make_env
-    from clr_rl.schedules.cyclical import Triangular2
+    from clr_rl.schedules import Triangular2
 
     family = env_family(env_id)
     agent = agent_config("ppo", env_id, family)

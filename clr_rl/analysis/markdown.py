@@ -247,7 +247,8 @@ def markdown(res: Report, runs: list[RunData], images: dict[str, str]) -> str:
     """``report.md``: the answer first, then verdicts, costs, setup, per-env tables, aggregates, figures,
     the ``[tradeoff]`` curves."""
     out = [f"# clr-rl report: {res.name}", "", "## The answer", "", res.answer, ""]
-    out += _md_verdicts(res) + md_sequential(res.sequential) + _md_relook(res) + _md_costs(res) + _md_provenance(res, runs) + _md_setup(res, runs)
+    out += _md_verdicts(res) + md_sequential(res.sequential) + _md_relook(res) + _md_costs(res)
+    out += _md_provenance(res, runs) + _md_setup(res, runs)
     out += ["## Per environment", ""]
     for env in res.envs:
         out += _md_env(res, env, images)

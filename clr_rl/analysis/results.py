@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ALPHA", "Aggregates", "ArmEnv", "Band", "Comparison", "Cost", "EnvStats", "Interval", "MIN_SEEDS", "RULES", "Report", "SeedSummary"]
+__all__ = ["ALPHA", "Aggregates", "ArmEnv", "Band", "Comparison", "Cost", "EnvStats", "Interval", "MIN_SEEDS", "RULES",
+           "Report", "SeedSummary"]
 
 
 ALPHA = 0.05

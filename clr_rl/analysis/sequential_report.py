@@ -57,7 +57,8 @@ def sequential_comparisons(seq: dict[str, Any], fixed: dict[str, Comparison], ba
             out[arm] = c
             continue
         last = s["looks"][-1]
-        how = (f"{'decided' if s['verdict'] != 'INCONCLUSIVE' else 'stopped'} at look {s['decided_at_look']} of {len(_sizes(seq['design']))} "
+        verb = "decided" if s["verdict"] != "INCONCLUSIVE" else "stopped"
+        how = (f"{verb} at look {s['decided_at_look']} of {len(_sizes(seq['design']))} "
                f"({last['seeds']} seeds per env)" if s["decided_at_look"] else
                f"undecided after look {len(s['looks'])} ({last['seeds']} seeds per env): rerun the batch to continue")
         reason = f"sequential, {how}: {last['reason']}"

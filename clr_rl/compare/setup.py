@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clr_rl.compare.plan import Results, run_config
+from clr_rl.compare.plan import Results, Tuned, run_config
 from clr_rl.compare.spec import Spec
 from clr_rl.execute.options import ExecOptions
 from clr_rl.execute.planned import PlannedRun
@@ -98,7 +98,7 @@ def plan_setup(spec: Spec) -> SetupPlan:
 
 
 
-def _setup_on_disk(setup: SetupPlan, out: Path) -> tuple[Results | None, Results | None]:
+def _setup_on_disk(setup: SetupPlan, out: Path) -> tuple[Tuned | None, Results | None]:
     """(tuned, ranges) as an earlier run of this batch left them in ``out``: (algo, env) -> result for
     each tuning and range test finished there, or None where none is (the arms whose values are
     missing are planned with stand-ins). Read, not checked: the batch itself reruns its setup phase."""

@@ -14,7 +14,8 @@ from clr_rl.phases.tune import CRITERIA, TunedLR
 from clr_rl.schedules.text import SCHEDULE_KINDS, parse_schedule
 from clr_rl.stats.sequential import SequentialDesign
 
-__all__ = ["Arm", "LRRangeSpec", "Spec", "TradeoffSpec", "TuneSpec", "load_spec", "resolve_relative", "resolve_schedule"]
+__all__ = ["Arm", "LRRangeSpec", "Spec", "TradeoffSpec", "TuneSpec", "load_spec", "resolve_relative",
+           "resolve_schedule"]
 
 
 _TOP_FIXED = {"name", "timesteps", "seeds", "envs", "suite", "eval", "overrides", "arms", "description", "baseline",

@@ -9,6 +9,7 @@ the arms with one line naming the range to widen.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from clr_rl.compare.setup import SetupPlan, _needs, _tune_runs
@@ -24,7 +25,8 @@ __all__ = ["MAX_EXTENSIONS", "run_tuning"]
 MAX_EXTENSIONS = 3  # grid points added past an edge before the batch stops and asks for a wider grid
 
 
-def run_tuning(spec: Spec, setup: SetupPlan, out: Path, options: ExecOptions) -> tuple[int, dict[tuple[str, str], TunedLR]]:
+def run_tuning(spec: Spec, setup: SetupPlan, out: Path,
+               options: ExecOptions) -> tuple[int, dict[tuple[str, str], TunedLR]]:
     """Train the ``[tune]`` runs (resumably, like any run) and pick each (algo, env)'s best fixed LR by
     :func:`clr_rl.phases.tune.lr_scores`; each record is written to ``<out>/tune/<env>/tuned_lr.json``."""
     assert spec.tune is not None
@@ -45,9 +47,9 @@ def run_tuning(spec: Spec, setup: SetupPlan, out: Path, options: ExecOptions) ->
         trials = spec.tune.trials
         assert trials is not None
         runs, trial_status, method = optuna_search(
-            trials, spec.tune.lr_range, 0, lambda lrs, a=algo, e=env_id, s=settings: _tune_runs(spec, a, e, s, lrs),
-            lambda rs: execute(rs, out, meta={"name": f"{spec.name}-tune"}, options=options, files=_TUNE_FILES,
-                               quiet=True), out, spec.tune.criterion)
+            trials, spec.tune.lr_range, 0, partial(_tune_runs, spec, algo, env_id, settings),
+            partial(execute, out=out, meta={"name": f"{spec.name}-tune"}, options=options, files=_TUNE_FILES,
+                    quiet=True), out, spec.tune.criterion)
         status |= trial_status
         tuned[(algo, env_id)] = _tuned(spec, out, (algo, env_id), runs, method)
     return status, tuned
@@ -87,7 +89,7 @@ def _inside_the_grid(spec: Spec, out: Path, key: tuple[str, str], runs: list[Pla
         runs = runs + _tune_runs(spec, key[0], key[1], settings, [new])
         status |= execute(setup.tune_runs + [r for r in runs if r not in setup.tune_runs], out,
                           meta={"name": f"{spec.name}-tune"}, options=options, files=_TUNE_FILES, quiet=True)
-        method = f"log grid {lo:g}:{hi:g}:{n}, extended to {min(lrs + [new]):g}..{max(lrs + [new]):g}"
+        method = f"log grid {lo:g}:{hi:g}:{n}, extended to {min(*lrs, new):g}..{max(*lrs, new):g}"
     wider = f"{lrs[0] / 10:g}:{hi:g}" if edge == "bottom" else f"{lo:g}:{lrs[-1] * 10:g}"
     raise ConfigError(f"{spec.path}: tune on {key[1]}: the best LR {best:g} is still the {edge} of the grid after "
                       f"extending it {MAX_EXTENSIONS} points to {lrs[0]:g}..{lrs[-1]:g}; widen the grid, e.g. "

@@ -8,7 +8,8 @@ from typing import Any
 
 from clr_rl.errors import ConfigError
 
-__all__ = ["Resolution", "SPIKE", "WINDOW", "dqn_resolution", "first_unhealthy", "ppo_resolution", "ramp_progress", "single_resolution", "td_loss_unhealthy"]
+__all__ = ["Resolution", "SPIKE", "WINDOW", "dqn_resolution", "first_unhealthy", "ppo_resolution", "ramp_progress",
+           "single_resolution", "td_loss_unhealthy"]
 
 # ------------------------------------------------------------------ single-run range test
 WINDOW = 3  # points in the running median of the health rule

@@ -20,7 +20,8 @@ from clr_rl.store import (
     write_json_atomic,
 )
 
-__all__ = ["CRITERIA", "TriedLR", "TunedLR", "lr_grid", "lr_scores", "optuna_search", "parse_grid", "parse_range", "sweep_cost", "tune", "tuned_record"]
+__all__ = ["CRITERIA", "TriedLR", "TunedLR", "lr_grid", "lr_scores", "optuna_search", "parse_grid", "parse_range",
+           "sweep_cost", "tune", "tuned_record"]
 
 
 CRITERIA = ("auc", "final")
@@ -160,7 +161,8 @@ class TunedLR:
                        criterion=str(d.get("criterion", "?")), method=str(d.get("method", "?")),
                        timesteps=int(d.get("timesteps", 0)), seeds=tuple(int(s) for s in d.get("seeds", [])),
                        tried=tried, cost_timesteps=int(d.get("cost_timesteps") or 0),
-                       wall_seconds=float(d.get("wall_seconds") or 0.0), criterion_rule=str(d.get("criterion_rule", "")),
+                       wall_seconds=float(d.get("wall_seconds") or 0.0),
+                       criterion_rule=str(d.get("criterion_rule", "")),
                        overrides=dict(d.get("overrides") or {}), versions=dict(d.get("versions") or {}),
                        date=str(d.get("date", "")), source=str(Path(path).resolve()))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):

@@ -30,7 +30,8 @@ from clr_rl.errors import Diverged
 from clr_rl.run.tblog import LR_STEP_TAG, LR_TAG, RETURN_TAG, env_tag
 from clr_rl.store import append_eval_row, write_json_atomic
 
-__all__ = ["CheckFinite", "Checkpoint", "Evaluate", "Interrupt", "LogAppliedLR", "MOMENTUM_TAG", "StopOnRequest", "install_step_hook", "parameters_finite", "trainer_callbacks"]
+__all__ = ["CheckFinite", "Checkpoint", "Evaluate", "Interrupt", "LogAppliedLR", "MOMENTUM_TAG", "StopOnRequest",
+           "install_step_hook", "parameters_finite", "trainer_callbacks"]
 
 MOMENTUM_TAG = "train/momentum_applied"
 

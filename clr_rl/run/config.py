@@ -1,4 +1,5 @@
-"""One run's settings: :class:`RunConfig` and the :class:`Setting` metadata that makes each field a CLI flag and a spec key."""
+"""One run's settings: :class:`RunConfig` and the :class:`Setting` metadata that makes each field a CLI
+flag and a spec key."""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EnvInfo", "VEC_ENVS", "check_vec_env", "data_dir", "env_family", "env_info", "load_suite", "make_env", "suite_names"]
+__all__ = ["EnvInfo", "VEC_ENVS", "check_vec_env", "data_dir", "env_family", "env_info", "load_suite", "make_env",
+           "suite_names"]
 
 # ``AleVecEnv`` (the "ale" pipeline) is built on first access: ``from clr_rl.run.envs import AleVecEnv``.
 VEC_ENVS = ("sb3", "ale")  # how an Atari env is vectorised: SB3's Python wrappers, or ALE's C++ vector env

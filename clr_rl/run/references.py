@@ -1,4 +1,5 @@
-"""Score references of an env (random and reference scores) for normalisation: one resolver for the report, TensorBoard and tradeoff curves."""
+"""Score references of an env (random and reference scores) for normalisation: one resolver for the
+report, TensorBoard and tradeoff curves."""
 
 from __future__ import annotations
 

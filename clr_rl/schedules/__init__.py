@@ -17,5 +17,7 @@ from clr_rl.schedules.text import (
 )
 from clr_rl.schedules.theory import Alternating, Spike
 
-__all__ = ['Alternating', 'Anneal', 'Constant', 'CosineRestarts', 'ExpRange', 'Exponential', 'Linear', 'OneCycle', 'SCHEDULE_KINDS', 'Schedule', 'Space', 'Spike', 'Triangular', 'Triangular2', 'bind_gradient_steps', 'bind_total_timesteps', 'check_lr_resolution', 'elapsed_fraction', 'parse_schedule', 'schedule_params']
+__all__ = ["Alternating", "Anneal", "Constant", "CosineRestarts", "ExpRange", "Exponential", "Linear", "OneCycle",
+           "SCHEDULE_KINDS", "Schedule", "Space", "Spike", "Triangular", "Triangular2", "bind_gradient_steps",
+           "bind_total_timesteps", "check_lr_resolution", "elapsed_fraction", "parse_schedule", "schedule_params"]
 

@@ -1,4 +1,5 @@
-"""Schedules as text: the kinds, parsing ``kind:key=value,...``, parameters, binding to a run's length, resolution checks."""
+"""Schedules as text: the kinds, parsing ``kind:key=value,...``, parameters, binding to a run's length,
+resolution checks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from clr_rl.schedules.base import Constant, Exponential, Linear, _CycleLength
 from clr_rl.schedules.cyclical import CosineRestarts, ExpRange, OneCycle, Triangular, Triangular2
 from clr_rl.schedules.theory import Alternating, Spike, _PerStep
 
-__all__ = ["SCHEDULE_KINDS", "Schedule", "bind_gradient_steps", "bind_total_timesteps", "check_lr_resolution", "parse_schedule"]
+__all__ = ["SCHEDULE_KINDS", "Schedule", "bind_gradient_steps", "bind_total_timesteps", "check_lr_resolution",
+           "parse_schedule"]
 
 
 Schedule = Union[

@@ -1,4 +1,5 @@
-"""Experimental per-gradient-step schedules from optimisation theory: alternating (Goujaud et al. 2021) and spike (Oymak 2021)."""
+"""Experimental per-gradient-step schedules from optimisation theory: alternating (Goujaud et al. 2021)
+and spike (Oymak 2021)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from clr_rl.stats.aggregates import (
     AGGREGATES,
     DEFINITIONS,
-    _resample,  # noqa: F401  (used by tests through the package)
+    _finite,  # noqa: F401  (private helpers the tests and stats.sequential reach through the package)
+    _resample,  # noqa: F401
     auc,
     bootstrap_ci,
     iqm,
@@ -18,6 +19,7 @@ from clr_rl.stats.aggregates import (
 )
 from clr_rl.stats.decisions import (
     Decision,
+    _poi,  # noqa: F401
     decide,
     holm_levels,
     permutation_pvalue,
@@ -26,4 +28,6 @@ from clr_rl.stats.decisions import (
     seeds_needed,
 )
 
-__all__ = ['AGGREGATES', 'DEFINITIONS', 'Decision', 'auc', 'bootstrap_ci', 'decide', 'holm_levels', 'iqm', 'mean_ci_t', 'median', 'normalize', 'optimality_gap', 'performance_profile', 'permutation_pvalue', 'poi_samples', 'probability_of_improvement', 'rng_for', 'seeds_needed']
+__all__ = ["AGGREGATES", "DEFINITIONS", "Decision", "auc", "bootstrap_ci", "decide", "holm_levels", "iqm", "mean_ci_t",
+           "median", "normalize", "optimality_gap", "performance_profile", "permutation_pvalue", "poi_samples",
+           "probability_of_improvement", "rng_for", "seeds_needed"]

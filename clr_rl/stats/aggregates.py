@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AGGREGATES", "Aggregate", "DEFINITIONS", "auc", "bootstrap_ci", "iqm", "mean_ci_t", "median", "normalize", "optimality_gap", "performance_profile", "rng_for"]
+__all__ = ["AGGREGATES", "Aggregate", "DEFINITIONS", "auc", "bootstrap_ci", "iqm", "mean_ci_t", "median", "normalize",
+           "optimality_gap", "performance_profile", "rng_for"]
 
 
 def rng_for(seed: int, *keys: str) -> np.random.Generator:

@@ -10,7 +10,8 @@ import numpy as np
 
 from clr_rl.stats.aggregates import _finite, _resample
 
-__all__ = ["Decision", "decide", "holm_levels", "permutation_pvalue", "poi_samples", "probability_of_improvement", "seeds_needed"]
+__all__ = ["Decision", "decide", "holm_levels", "permutation_pvalue", "poi_samples", "probability_of_improvement",
+           "seeds_needed"]
 
 
 def _poi(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -106,7 +106,8 @@ _HELP: dict[str, dict[str, tuple[str, str]]] = {
     "sequential": {
         "max_seeds": ("integer", "the cap per env and arm, the last look (>= the first look's `seeds`); required"),
         "step": ("integer", "seeds added per look (>= 1); default: the first look's `seeds`"),
-        "alpha": ("number", "family-wise level over arms and looks, for BEATS/WORSE and for EQUIVALENT each, in (0, 1)"),
+        "alpha": ("number", "family-wise level over arms and looks, for BEATS/WORSE and for EQUIVALENT each, "
+                  "in (0, 1)"),
         "boundaries": ("string or list", "the spending function (`\"linear\"`, `\"pocock\"`, `\"obrien-fleming\"`) "
                        "or the level spent at each look (one per look, summing to at most `alpha`)"),
         "equivalence": ("boolean", "stop arms at EQUIVALENT (margin: `[report] margin`, default 0.1)"),
