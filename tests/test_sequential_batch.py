@@ -14,20 +14,17 @@ import pytest
 BASE = """\
 name = "seq"
 algo = "ppo"
-timesteps = 4096
+timesteps = 8192
 envs = ["CartPole-v1"]
 baseline = "fixed"
 [eval]
-every = 2048
-episodes = 5
+every = 8192
+episodes = 10
 [hyperparams]
-n_steps = 64
+n_steps = 32
 n_envs = 4
 batch_size = 64
 [arms.fixed]
-kind = "constant"
-lr = 3e-3
-[arms.same]
 kind = "constant"
 lr = 3e-3
 [arms.dead]
@@ -70,11 +67,12 @@ def test_sequential_needs_a_baseline(tmp_path: Path, h: Any) -> None:
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory, h: Any) -> tuple[Path, Path, Any]:
-    """One env, looks at 5 and 10 seeds (linear spending: level 0.025 at the first look, where a perfect
-    separation of 5 vs 5 seeds has permutation p 2/252 = 0.008): `dead` (LR 1e-7) never learns."""
+    """One env, looks at 6 and 12 seeds (linear spending: level 0.025 at the first look, where a perfect
+    separation of 6 vs 6 seeds has permutation p 2/924): `dead` (LR 1e-7) never learns. (Its deterministic
+    evaluation can still score well on CartPole: the initial network of seed 0 balances 234 steps.)"""
     root = tmp_path_factory.mktemp("seqbatch")
     spec = root / "seq.toml"
-    spec.write_text("seeds = 5\n" + BASE + "[sequential]\nmax_seeds = 10\nstep = 5\n")
+    spec.write_text("seeds = 6\n" + BASE + "[sequential]\nmax_seeds = 12\nstep = 6\n")
     proc = h.ok(h.run("compare", spec, "--out", root / "out", "--workers", "2", cwd=root, timeout=900))
     return spec, root / "out", proc
 
@@ -87,16 +85,14 @@ def test_a_never_learning_arm_is_worse_at_the_first_look_and_gets_no_more_seeds(
                                                                                   h: Any) -> None:
     _, out, proc = batch
     looks = _looks(out)
+    assert len(looks) == 1  # every arm decided at look 1: the batch stops there
     dead = looks[0]["decisions"]["dead"]
-    assert dead["verdict"] == "WORSE" and dead["seeds"] == 5 and dead["estimate"] == 0.0, dead
-    # the earliest look the boundaries allow: linear spending puts half of the arm's level at look 1 of 2
-    assert dead["level"] == pytest.approx(0.05 / 2 / 2)
-    assert "dead" not in looks[1]["decisions"] and looks[1]["seeds"] == 10
-    folders = set(h.run_folders(out))
-    assert {f"runs/CartPole-v1/dead/seed{k}" for k in range(5)} <= folders
-    assert not any(f.startswith("runs/CartPole-v1/dead/seed") and int(f[-1]) >= 5 for f in folders)
-    assert {f"runs/CartPole-v1/{arm}/seed{k}" for arm in ("fixed", "same") for k in range(10)} <= folders
-    assert "look 2/2 at 10 seeds per env" in proc.stdout
+    assert dead["verdict"] == "WORSE" and dead["seeds"] == 6 and dead["estimate"] < 0.1, dead
+    # the earliest look the boundaries allow: linear spending puts half of the level at look 1 of 2
+    assert dead["level"] == pytest.approx(0.05 / 2)
+    assert sorted(h.run_folders(out)) == sorted(f"runs/CartPole-v1/{arm}/seed{k}" for arm in ("fixed", "dead")
+                                                for k in range(6))  # no seed past the deciding look
+    assert "look 1/2 at 6 seeds per env" in proc.stdout and "dead WORSE at 6 seeds" in proc.stdout
 
 
 def test_the_report_shows_the_looks_and_the_compute_saved(batch: tuple[Path, Path, Any], h: Any) -> None:
@@ -105,11 +101,11 @@ def test_the_report_shows_the_looks_and_the_compute_saved(batch: tuple[Path, Pat
     stats = json.loads((out / "report" / "stats.json").read_text())
     seq = stats["sequential"]
     assert seq["arms"]["dead"]["verdict"] == "WORSE" and seq["arms"]["dead"]["decided_at_look"] == 1
-    assert seq["runs_used"] == 5 + 10 + 10 and seq["runs_fixed_design"] == 30
-    assert seq["compute_saved"] == pytest.approx(1 - 25 / 30)
+    assert seq["runs_used"] == 12 and seq["runs_fixed_design"] == 24
+    assert seq["compute_saved"] == pytest.approx(0.5)
     assert stats["comparisons"]["dead"]["verdict"] == "WORSE"
     md = (out / "report" / "report.md").read_text()
-    assert "## Sequential decisions" in md and "Decided sequentially: looks at [5, 10] seeds per env" in md
+    assert "## Sequential decisions" in md and "Decided sequentially: looks at [6, 12] seeds per env" in md
 
 
 def test_a_finished_batch_trains_nothing_and_a_look_cut_short_resumes_to_the_same_decisions(
@@ -118,11 +114,11 @@ def test_a_finished_batch_trains_nothing_and_a_look_cut_short_resumes_to_the_sam
     before = _looks(out)
     again = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=out.parent, timeout=600))
     assert " 0 to run" in again.stdout and _looks(out) == before
-    # as after a kill -9 during look 2: its decision unrecorded and two of its runs never written
+    # as after a kill -9 during look 1: its decision unrecorded and two of its runs never written
     data = json.loads((out / "sequential.json").read_text())
-    data["looks"] = data["looks"][:1]
+    data["looks"] = []
     (out / "sequential.json").write_text(json.dumps(data))
-    for folder in ("runs/CartPole-v1/fixed/seed9", "runs/CartPole-v1/same/seed7"):
+    for folder in ("runs/CartPole-v1/fixed/seed5", "runs/CartPole-v1/dead/seed2"):
         shutil.rmtree(out / folder)
     resumed = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=out.parent, timeout=600))
     assert " 2 to run" in resumed.stdout
