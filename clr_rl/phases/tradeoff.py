@@ -12,6 +12,7 @@ from typing import Any
 
 from clr_rl.execute.options import ExecOptions
 from clr_rl.phases.tradeoff_plot import _plot
+from clr_rl.run.limits import MAX_SEEDS, check_count
 from clr_rl.schedules.cyclical import CosineRestarts
 
 __all__ = ["CSV_COLUMNS", "GAP_COLUMNS", "SINGLE_ARM", "TradeoffJob", "TradeoffPlan", "gap_stats", "plan_tradeoff", "tradeoff"]
@@ -393,6 +394,7 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
 
     out = Path(out)
     _int("seeds", seeds, 1)
+    check_count("seeds", seeds, MAX_SEEDS)
     if workers is not None:
         _int("workers", workers, 1)
     if eval_episodes is not None:

@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from clr_rl.run.envs import data_dir
+from clr_rl.run.hyperparams import check_hyperparams, check_n_envs, check_policy_kwargs
 
 __all__ = ["ALGOS", "AgentConfig", "OPTIMIZERS", "agent_config", "build_model", "parse_overrides"]
 
@@ -145,8 +146,7 @@ def agent_config(algo: str, env_id: str, family: str, overrides: dict[str, Any] 
             raise ValueError(f"hyperparameter {key}={value!r}: unknown {algo.upper()} hyperparameter; expected one of "
                              f"{', '.join(sorted(allowed | set(_SPECIAL)))}")
     n_envs = merged.get("n_envs", 1)
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-        raise ValueError(f"n_envs={n_envs!r} must be a positive integer")
+    check_n_envs(n_envs)
     if not isinstance(merged.get("normalize", False), bool):
         raise ValueError(f"normalize={merged['normalize']!r} must be true or false")
     if merged.get("policy", "MlpPolicy") not in ("MlpPolicy", "CnnPolicy", "MultiInputPolicy"):
@@ -154,6 +154,11 @@ def agent_config(algo: str, env_id: str, family: str, overrides: dict[str, Any] 
     act = merged["policy_kwargs"].get("activation_fn")
     if act is not None and act not in _ACTIVATIONS:
         raise ValueError(f"policy_kwargs.activation_fn={act!r} must be one of {', '.join(_ACTIVATIONS)}")
+    check_policy_kwargs(merged["policy_kwargs"])
+    lr = merged.get("tuned_lr", 3e-4)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"tuned_lr={lr!r} must be a finite number > 0")
+    check_hyperparams(algo, merged["hyperparams"], n_envs=n_envs)
     return AgentConfig(
         algo=algo,
         policy=str(merged.get("policy", "MlpPolicy")),
