@@ -76,7 +76,8 @@ def _run_one(task: dict[str, Any], folder: Path) -> dict[str, Any]:
     from clr_rl.run.train import train
 
     try:
-        record = train(prepare(RunConfig.from_dict(task["config"])), folder, resume=True)
+        record = train(prepare(RunConfig.from_dict(task["config"])), folder, resume=True,
+                       trust_checkpoints=bool(task.get("trust_checkpoints")))
         return {"folder": str(folder), "status": record.status.value}
     except (KeyboardInterrupt, SystemExit):  # stopped from outside: recorded interrupted (resumable)
         return {"folder": str(folder), "status": Status.INTERRUPTED.value}
@@ -111,14 +112,14 @@ def _gpu_slots(gpus_per_run: float) -> int:
 
 
 
-def _tasks(out: Path, runs: list[PlannedRun], gpus_per_run: float) -> list[dict[str, Any]]:
+def _tasks(out: Path, runs: list[PlannedRun], gpus_per_run: float, trust: bool = False) -> list[dict[str, Any]]:
     """Tasks with their device placed: CUDA runs go round-robin over the local GPUs."""
     from clr_rl.run.prepare import resolve_device
 
     n_gpus = _cuda_count()
     tasks = []
     for i, run in enumerate(runs):
-        task = _task(out, run)
+        task = {**_task(out, run), "trust_checkpoints": trust}
         device = resolve_device(run.prepared.config.device, run.prepared.agent.policy)
         if device.startswith("cuda"):
             task["gpus"] = gpus_per_run
@@ -141,5 +142,8 @@ def _mark_dead(task: dict[str, Any], error: str = "the worker process died (kill
         record = RunRecord(run_id=task["run_id"], config=task["config"])
     if not record.status.complete:
         record.status, record.error = Status.FAILED, error
-        folder.mkdir(parents=True, exist_ok=True)
-        record.write(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            record.write(folder)
+        except OSError:  # a full disk: the run keeps its last record (resumable), the batch says so
+            pass
