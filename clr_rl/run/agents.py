@@ -195,17 +195,23 @@ def _policy_kwargs(config: AgentConfig, optimizer: str) -> dict[str, Any]:
 def build_model(
     config: AgentConfig, env: Any, learning_rate: Any, *, seed: int, device: str, optimizer: str = "adam"
 ) -> Any:
-    """A fresh SB3 model; PPO and DQN are built explicitly, each with its own keywords."""
+    """A fresh SB3 model; PPO and DQN are built explicitly, each with its own keywords. Its logger writes
+    nowhere until the caller sets one (SB3's default would make an empty ``/tmp/SB3-<date>/`` folder)."""
+    from stable_baselines3.common.logger import Logger
+
     if config.algo == "ppo":
         from stable_baselines3 import PPO
 
-        return PPO(
+        model: Any = PPO(
             config.policy, env, learning_rate=learning_rate, seed=seed, device=device, verbose=0,
             policy_kwargs=_policy_kwargs(config, optimizer), **config.hyperparams,
         )
-    from stable_baselines3 import DQN
+    else:
+        from stable_baselines3 import DQN
 
-    return DQN(
-        config.policy, env, learning_rate=learning_rate, seed=seed, device=device, verbose=0,
-        policy_kwargs=_policy_kwargs(config, optimizer), **config.hyperparams,
-    )
+        model = DQN(
+            config.policy, env, learning_rate=learning_rate, seed=seed, device=device, verbose=0,
+            policy_kwargs=_policy_kwargs(config, optimizer), **config.hyperparams,
+        )
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
