@@ -27,9 +27,10 @@ _HELD: dict[Path, tuple[IO[str], int]] = {}  # this process's locks: folder -> (
 
 @contextmanager
 def batch_lock(out: Path) -> Iterator[None]:
-    """Hold ``out``'s lock (ConfigError when another process holds it). A folder this call made is
-    removed again on leaving when nothing but the lock file was written into it (bad input found
-    under the lock leaves nothing behind)."""
+    """Hold ``out``'s lock (ConfigError when another process holds it). On leaving, the lock file is
+    removed, and the folder too when this call made it and nothing else was written into it (bad input
+    found under the lock leaves nothing behind). A process that opened the lock file just before its
+    holder removed it sees a different inode there and refuses, as if still locked."""
     key = Path(os.path.abspath(out))
     if key in _HELD:
         fh, depth = _HELD[key]
@@ -42,10 +43,13 @@ def batch_lock(out: Path) -> Iterator[None]:
         return
     made = not key.exists()
     key.mkdir(parents=True, exist_ok=True)
-    fh = open(key / LOCK_FILE, "a")
+    path = key / LOCK_FILE
+    fh = open(path, "a")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        if os.fstat(fh.fileno()).st_ino != os.stat(path).st_ino:  # its holder removed it as we opened it
+            raise BlockingIOError
+    except (BlockingIOError, FileNotFoundError):
         fh.close()
         raise ConfigError(f"out={str(out)!r} is in use by another clr-rl process (a compare, tune, lr-range or "
                           "tradeoff of the same folder); wait for it to end, or pick another --out") from None
@@ -54,9 +58,9 @@ def batch_lock(out: Path) -> Iterator[None]:
         yield
     finally:
         del _HELD[key]
-        try:
-            if made and [p.name for p in key.iterdir()] == [LOCK_FILE]:
-                (key / LOCK_FILE).unlink()
+        try:  # leave nothing behind: the lock file, and the folder when this call made it and nothing else is in it
+            path.unlink()
+            if made and not any(key.iterdir()):
                 key.rmdir()
         except OSError:  # pragma: no cover - best effort
             pass
