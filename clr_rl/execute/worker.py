@@ -32,6 +32,7 @@ def _worker_init() -> None:
 
     global _STOP, _BUSY
     _STOP, _BUSY = threading.Event(), threading.Event()
+    threading.excepthook = _quiet_disk_full
     signal.signal(signal.SIGINT, lambda signum, frame: _STOP.set())
     parent = os.getppid()
 
@@ -47,6 +48,18 @@ def _worker_init() -> None:
 
     threading.Thread(target=watch, daemon=True).start()
 
+
+
+def _quiet_disk_full(args: Any) -> None:
+    """A background thread (TensorBoard's event writer) that dies of a full disk prints no traceback: the
+    run's own write fails the same way, leaves the run resumable, and the batch says so in one line."""
+    import threading
+
+    from clr_rl.errors import DISK_FULL
+
+    if isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL:
+        return
+    threading.__excepthook__(args)
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
