@@ -82,7 +82,6 @@ class _Rule:
         return not (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi))
 
 
-_UNIT = {"lo": 0.0, "hi": 1.0}
 _COMMON = {
     "gamma": _Rule("float", lo=0.0, lo_open=True, hi=1.0),
     "max_grad_norm": _Rule("float", lo=0.0, lo_open=True),
@@ -96,7 +95,7 @@ _RULES: dict[str, dict[str, _Rule]] = {
         "n_steps": _Rule("int", lo=1),
         "batch_size": _Rule("int", lo=1, lo_open=True, why="SB3 PPO asserts batch_size > 1"),
         "n_epochs": _Rule("int", lo=1),
-        "gae_lambda": _Rule("float", **_UNIT),
+        "gae_lambda": _Rule("float", lo=0.0, hi=1.0),
         "clip_range": _Rule("float", lo=0.0, lo_open=True),
         "clip_range_vf": _Rule("float", lo=0.0, lo_open=True, none=True),
         "normalize_advantage": _Rule("bool"),
@@ -116,8 +115,8 @@ _RULES: dict[str, dict[str, _Rule]] = {
         "target_update_interval": _Rule("int", lo=1),
         "exploration_fraction": _Rule("float", lo=0.0, lo_open=True, hi=1.0,
                                       why="SB3's linear exploration schedule divides by it"),
-        "exploration_initial_eps": _Rule("float", **_UNIT),
-        "exploration_final_eps": _Rule("float", **_UNIT),
+        "exploration_initial_eps": _Rule("float", lo=0.0, hi=1.0),
+        "exploration_final_eps": _Rule("float", lo=0.0, hi=1.0),
     },
 }
 

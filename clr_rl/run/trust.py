@@ -84,7 +84,7 @@ def _digests(folder: Path) -> dict[str, str]:
         if path.is_file() and path.name != SIGNATURE:
             h = hashlib.sha256()
             with open(path, "rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                while block := fh.read(1 << 20):
                     h.update(block)
             out[path.relative_to(folder).as_posix()] = h.hexdigest()
     return out
