@@ -14,6 +14,7 @@ from typing import Any
 
 from clr_rl.compare.spec import Spec, load_spec
 from clr_rl.execute.lock import batch_lock
+from clr_rl.store import check_writable
 
 __all__ = ["default_out", "guarded"]
 
@@ -40,6 +41,7 @@ def guarded(func: Callable[..., int]) -> Callable[..., int]:
                                  **kwargs)
         if dry_run:
             return call()
+        check_writable(out)  # before the lock makes the folder
         with batch_lock(out):
             return call()
 

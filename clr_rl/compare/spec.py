@@ -347,6 +347,7 @@ def _load_seeds(path: Path, raw: Any, where: str = "seeds", *, count: bool = Tru
         return tuple(raw)
     if not count:
         raise _fail(path, where, f"{raw!r} must be a non-empty list of integers >= 0")
+    _pos_int(path, where, raw)
     with config_errors(f"{path}: {where}"):
         check_count(where, raw, MAX_SEEDS)
     return tuple(range(raw))
