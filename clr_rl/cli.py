@@ -30,12 +30,13 @@ def _validating(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 @_validating
 def _schedule_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.run.limits import MAX_POINTS
     from clr_rl.schedules.text import bind_total_timesteps, parse_schedule
 
-    if args.timesteps < 1:
-        raise ValueError(f"--timesteps={args.timesteps} must be >= 1")
-    if args.points < 2:
-        raise ValueError(f"--points={args.points} must be >= 2")
+    if not 1 <= args.timesteps <= 10**12:
+        raise ValueError(f"--timesteps={args.timesteps} must be in [1, 10^12]")
+    if not 2 <= args.points <= MAX_POINTS:
+        raise ValueError(f"--points={args.points} must be in [2, {MAX_POINTS}] (a size limit)")
     schedule = bind_total_timesteps(parse_schedule(args.spec), args.timesteps)
     schedule(1.0)
     if args.png is not None:
@@ -55,10 +56,23 @@ def _schedule_cmd(args: argparse.Namespace) -> int:
 
 
 def _check_png(path: Path) -> None:
+    """The PNG target, checked before anything is printed or written: a .png name, not a folder, in a
+    folder that exists or can be made, and that this user may write to."""
+    import os
+
     if path.suffix.lower() != ".png":
         raise ValueError(f"--png={str(path)!r} must end in .png")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise ValueError(f"--png={str(path)!r}: {str(path.parent)!r} is not a folder")
+    if path.is_dir():
+        raise ValueError(f"--png={str(path)!r} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"--png={str(path)!r} exists and is not writable")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--png={str(path)!r}: {str(parent)!r} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--png={str(path)!r}: {str(parent)!r} is not writable (read-only or not yours)")
 
 
 def _train_cmd(args: argparse.Namespace) -> int:
@@ -69,7 +83,7 @@ def _train_cmd(args: argparse.Namespace) -> int:
 
     try:
         if args.resume:
-            record = resume(args.out, progress_bar=not args.no_progress)
+            record = resume(args.out, progress_bar=not args.no_progress, trust_checkpoints=args.trust_checkpoints)
         else:
             prepared = prepare(_run_config(args))
             check_out_dir(args.out)
@@ -147,17 +161,37 @@ def _compare_cmd(args: argparse.Namespace) -> int:
 
     return compare(args.spec, out=args.out, workers=args.workers, dry_run=args.dry_run,
                    retry_failed=args.retry_failed, backend=args.backend, address=args.address, device=args.device,
-                   calibrate_speeds=args.calibrate)
+                   calibrate_speeds=args.calibrate, trust_checkpoints=args.trust_checkpoints)
+
+
+def _sweep_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``tune`` / ``lr-range``: the flags that no library check sees before a run starts (``--hp`` parsed,
+    ``--seed`` a numpy seed, ``--workers`` positive), as bad input (exit 2). Not ``_validating``: these
+    commands train in this process, where a ValueError is not bad input."""
+    from clr_rl.errors import config_errors
+    from clr_rl.run.agents import parse_overrides
+    from clr_rl.run.limits import check_seed
+
+    with config_errors():
+        overrides = parse_overrides(args.hp)
+        check_seed("--seed", args.seed)
+        for flag in ("workers", "eval_every", "eval_episodes"):
+            value = getattr(args, flag)
+            if value is not None and value < 1:
+                raise ValueError(f"--{flag.replace('_', '-')}={value} must be >= 1")
+    return overrides
 
 
 def _tune_cmd(args: argparse.Namespace) -> int:
+    from clr_rl.execute.options import ExecOptions
     from clr_rl.phases.tune import tune
-    from clr_rl.run.agents import parse_overrides
 
+    overrides = _sweep_args(args)
     record = tune(algo=args.algo, env_id=args.env, timesteps=args.timesteps, seeds=args.seeds, out=args.out,
                   grid=args.grid, trials=args.trials, lr_range=args.range, criterion=args.criterion,
-                  overrides=parse_overrides(args.hp), workers=args.workers, eval_every=args.eval_every,
-                  eval_episodes=args.eval_episodes, device=args.device, seed=args.seed)
+                  overrides=overrides, eval_every=args.eval_every,
+                  eval_episodes=args.eval_episodes, device=args.device, seed=args.seed,
+                  options=ExecOptions(workers=args.workers, trust_checkpoints=args.trust_checkpoints))
     return 1 if record["exit_status"] else 0
 
 
@@ -165,14 +199,16 @@ def _lr_range_cmd(args: argparse.Namespace) -> int:
     from clr_rl.phases.lr_single import lr_range_single
     from clr_rl.phases.lr_sweep import lr_range_sweep
     from clr_rl.phases.tune import parse_range
-    from clr_rl.run.agents import parse_overrides
 
-    overrides = parse_overrides(args.hp)
+    overrides = _sweep_args(args)
     if args.method == "sweep":
+        from clr_rl.execute.options import ExecOptions
+
         lr_range_sweep(algo=args.algo, env_id=args.env, timesteps=args.timesteps, out=args.out, grid=args.grid,
-                       seeds=args.seeds, criterion=args.criterion, overrides=overrides, workers=args.workers,
+                       seeds=args.seeds, criterion=args.criterion, overrides=overrides,
                        eval_every=args.eval_every, eval_episodes=args.eval_episodes, device=args.device,
-                       budget=args.budget)
+                       budget=args.budget,
+                       options=ExecOptions(workers=args.workers, trust_checkpoints=args.trust_checkpoints))
     else:
         lo, hi = parse_range(args.range)
         lr_range_single(algo=args.algo, env_id=args.env, timesteps=args.timesteps, out=args.out, start_lr=lo,
@@ -192,10 +228,13 @@ def _tradeoff_cmd(args: argparse.Namespace) -> int:
             max_lr = float(max_lr)
         except ValueError:
             raise ConfigError(f"--max-lr={args.max_lr!r} must be a number or 'tuned'") from None
+    from clr_rl.execute.options import ExecOptions
+
     result = tradeoff(algo=args.algo, env_id=args.env, timesteps=args.timesteps, cycles=args.cycles, out=args.out,
                       t_mult=args.t_mult, min_lr_fraction=args.min_lr_fraction, max_lr=max_lr, seeds=args.seeds,
                       workers=args.workers, validate=args.validate, eval_episodes=args.eval_episodes,
-                      overrides=parse_overrides(args.hp), device=args.device)
+                      overrides=parse_overrides(args.hp), device=args.device,
+                      options=ExecOptions(workers=args.workers, trust_checkpoints=args.trust_checkpoints))
     print(f"wrote {args.out / 'tradeoff.csv'}, {args.out / 'tradeoff.png'}"
           + (f", {args.out / 'gap.csv'}" if args.validate else ""))
     return 1 if result["exit_status"] else 0
@@ -220,6 +259,11 @@ def _tensorboard_cmd(args: argparse.Namespace) -> int:
     return serve(args.dir, port=args.port)
 
 
+_TRUST_HELP = ("resume from checkpoints that this user's key did not sign (folders from others, or from before "
+               "checkpoints were signed): their model.zip / vecnormalize.pkl / replay_buffer.pkl are pickles, which "
+               "run code when loaded; pass this only for folders you trust")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clr-rl", description="Cyclical learning rates for SB3 PPO/DQN: schedules, training, comparisons.")
@@ -234,14 +278,15 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one PPO/DQN agent with a schedule")
     _add_setting_flags(p)
-    p.add_argument("--out", type=Path, required=True, help="new folder for the run")
+    p.add_argument("--out", type=_out_path, required=True, help="new folder for the run")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--trust-checkpoints", action="store_true", help=_TRUST_HELP)
     p.set_defaults(func=_train_cmd)
 
     p = sub.add_parser("compare", help="run a comparison spec: envs x arms x seeds")
     p.add_argument("spec", type=Path, help="spec TOML file")
-    p.add_argument("--out", type=Path, help="results folder (default results/<spec name>)")
+    p.add_argument("--out", type=_out_path, help="results folder (default results/<spec name>)")
     p.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
     p.add_argument("--calibrate", action="store_true",
@@ -252,6 +297,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", help="Ray cluster address (auto or ray://HOST:PORT); default: a local Ray")
     p.add_argument("--device", help="override the spec's device: auto, cpu, cuda or cuda:<k>")
+    p.add_argument("--trust-checkpoints", action="store_true", help=_TRUST_HELP)
     p.set_defaults(func=_compare_cmd)
 
     for name, helptext in (("tune", "tune a fixed LR by sweep or Optuna TPE; writes tuned_lr.json"),
@@ -260,7 +306,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo")
         p.add_argument("--env", required=True)
         p.add_argument("--timesteps", type=int, required=True, help="budget of each run")
-        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--out", type=_out_path, required=True)
         p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE")
         p.add_argument("--device", default="auto")
         p.add_argument("--workers", type=int)
@@ -269,6 +315,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--criterion", choices=("auc", "final"), default="auc",
                        help="score of an LR: mean over seeds of the AUC (default) or the final return")
         p.add_argument("--seed", type=int, default=0, help="Optuna sampler seed / the single run's seed")
+        p.add_argument("--trust-checkpoints", action="store_true", help=_TRUST_HELP)
         if name == "tune":
             p.add_argument("--seeds", type=int, default=3)
             p.add_argument("--grid", metavar="LO:HI:N", help="log grid of fixed LRs, e.g. 1e-5:1e-2:7")
@@ -305,7 +352,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default from envs/ or 10)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=_out_path, required=True)
+    p.add_argument("--trust-checkpoints", action="store_true", help=_TRUST_HELP)
     p.set_defaults(func=_tradeoff_cmd)
 
     p = sub.add_parser("status", help="progress of a batch (running or finished)")
@@ -332,26 +380,69 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, call one library function, print. Exit status: 0 done, 1 a crash or failed runs,
     2 bad input (a ``ConfigError``: one line, nothing written), 130 interrupted."""
-    from clr_rl.errors import ConfigError
+    from clr_rl.errors import ConfigError, StateError, describe_os_error
 
     parser = _parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        if isinstance(getattr(args, "out", None), str):  # see _out_path
+            raise ConfigError("--out='' must name a folder (an empty path would write into the current folder)")
         return func(args)
     except ConfigError as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"clr-rl: error: {message}", file=sys.stderr)
+        print(f"clr-rl: error: {_first_line(exc)}", file=sys.stderr)
         return 2
+    except StateError as exc:
+        print(f"clr-rl: error: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (clr-rl status DIR | head -1): stop quietly
+        _silence_stdout()
+        return 1
     except KeyboardInterrupt:
         print("clr-rl: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        line = describe_os_error(exc)
+        if line is None:
+            raise
+        _print_last_words(f"clr-rl: error: {line}")
+        return 1
     except Exception:
         import traceback
 
         traceback.print_exc()
         print("clr-rl: crashed (the traceback above; a run's run.json records it too)", file=sys.stderr)
         return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush raises no second BrokenPipeError
+    (the recipe of Python's signal documentation)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
+        pass
+
+
+def _print_last_words(line: str) -> None:
+    """One line on stderr (which may sit on the same full disk: then there is no one to tell)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:  # pragma: no cover
+        pass
+
+
+def _out_path(text: str) -> Path | str:
+    """``--out``: a Path; an empty text is kept as ``""`` so :func:`main` refuses it by name (argparse
+    would turn it into ``.``, the current folder)."""
+    return Path(text) if text.strip() else ""
 
 
 if __name__ == "__main__":  # pragma: no cover

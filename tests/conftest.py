@@ -26,6 +26,7 @@ def _own_speed_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
     gets an empty one of its own, not the developer's."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        mp.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))  # its own checkpoint-signing key
         yield
 
 

@@ -13,7 +13,7 @@ from clr_rl import stats as st
 from clr_rl.errors import ConfigError
 from clr_rl.run.record import read_record
 from clr_rl.run.references import EnvRefs
-from clr_rl.store import read_evaluations, read_json
+from clr_rl.store import read_evaluations, read_json_checked
 
 __all__ = ["COMPLETE", "RunData", "Score", "collect", "score_runs"]
 
@@ -57,16 +57,24 @@ class RunData:
 
 
 
+_REDO_PLAN = ("clr-rl compare writes it: rerun `clr-rl compare SPEC --out` on this folder (spec.toml beside it is "
+              "the spec) and it is written again; finished runs are kept")
+_REDO_RUN = ("the run's record is damaged: rerun `clr-rl compare SPEC --out` on this batch and that run trains again "
+             "(it counts as interrupted), or delete its folder")
+
+
 def collect(out: Path) -> tuple[dict[str, Any], list[RunData]]:
     """The batch's resolved spec and every planned run with whatever it has written so far."""
     path = out / "spec.resolved.json"
     if not path.is_file():
         raise ConfigError(f"out={str(out)!r} is not a batch folder (spec.resolved.json missing)")
-    resolved = read_json(path)
+    resolved = read_json_checked(path, _REDO_PLAN)
     runs = []
     for r in resolved["runs"]:
         folder = out / r["folder"]
         state, record = read_record(folder)
+        if not record and (folder / "run.json").is_file():  # torn or not JSON: name it and the way out
+            read_json_checked(folder / "run.json", _REDO_RUN)
         status = state.value
         evals = read_evaluations(folder / "evaluations.csv")
         runs.append(RunData(r["env_id"], r["arm"], int(r["seed"]), r["folder"], status, int(r["timesteps"]),

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from clr_rl.compare.guard import default_out, guarded
 from clr_rl.compare.plan import plan
 from clr_rl.compare.sequential import run_sequential, sequential_estimate
 from clr_rl.compare.setup import SetupPlan, _setup_on_disk, plan_setup, plan_tradeoffs, run_tradeoffs, setup_costs
@@ -27,9 +28,11 @@ from clr_rl.store import (
 __all__ = ["compare"]
 
 
+@guarded  # the spec and Ray address checked, then the whole batch under one lock of its folder
 def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | None = None, dry_run: bool = False,
             retry_failed: bool = False, backend: str = "local", address: str | None = None,
-            device: str | None = None, calibrate_speeds: bool = False, speed_cache: Path | None = None) -> int:
+            device: str | None = None, calibrate_speeds: bool = False, speed_cache: Path | None = None,
+            trust_checkpoints: bool = False) -> int:
     """Run a spec: its setup phase (``[tune]``, ``[lr_range]``), then its arms, then ``[tradeoff]`` curves.
     Everything is validated before the first run starts (ConfigError). Returns 0 when every run is
     complete, 1 when some failed. One :class:`ExecOptions` (workers, backend, address, retries, GPU
@@ -37,11 +40,12 @@ def compare(spec_path: Path | str, *, out: Path | None = None, workers: int | No
 
     Time estimates use this machine's speeds from ``speed_cache`` (default :func:`default_speed_cache`)
     where it holds the run's configuration, else a fixed table of speeds; ``calibrate_speeds`` first
-    measures the configurations missing there (a short timed run each)."""
+    measures the configurations missing there (a short timed run each). ``trust_checkpoints``: resume
+    from checkpoints this user did not sign (they hold pickles: see :mod:`clr_rl.run.trust`)."""
     spec = load_spec(spec_path, device=device)
-    out = Path(out) if out is not None else Path("results") / spec.name
+    out = Path(out) if out is not None else default_out(spec)
     options = ExecOptions(workers=workers, backend=backend, address=address, retry_failed=retry_failed,
-                          gpus_per_run=spec.gpus_per_run)
+                          gpus_per_run=spec.gpus_per_run, trust_checkpoints=trust_checkpoints)
     check_writable(out)
     setup = plan_setup(spec)
     runs = plan(spec)  # with stand-ins for the values the setup phase will give

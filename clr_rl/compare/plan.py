@@ -140,6 +140,34 @@ def _range_bounds(spec: Spec, arm: Arm, env_id: str, ranges: Results | None) -> 
 
 
 
+def _tuned_candidates(spec: Spec) -> list[float]:
+    """The values ``"tuned"`` can take once ``[tune]`` has run: every grid point, or the trials' range
+    ends (an LR relation such as ``tuned/3 < 1e-3`` is monotone in the tuned value: its ends decide it)."""
+    from clr_rl.phases.tune import lr_grid
+
+    assert spec.tune is not None
+    return lr_grid(*spec.tune.grid) if spec.tune.grid is not None else list(spec.tune.lr_range)
+
+
+def _check_tuned_candidates(spec: Spec, arm: Arm, bounds: dict[str, float] | None, zoo_lr: float) -> None:
+    """Before any tuning run trains: the arm's schedule must be valid for every value ``[tune]`` could
+    give (``base_lr = "tuned/3"`` with a fixed ``max_lr = 1e-3`` fails once the tuned LR reaches 3e-3)."""
+    for value in _tuned_candidates(spec):
+        try:
+            parse_schedule(resolve_schedule(arm.schedule, value, bounds, zoo_lr))
+        except ValueError as exc:
+            raise ValueError(f"with tuned = {value:g}, a value [tune] can pick ({_tune_source(spec)}): {exc}; make "
+                             "the fixed LR fields relative to tuned too, or narrow [tune]") from None
+
+
+def _tune_source(spec: Spec) -> str:
+    assert spec.tune is not None
+    if spec.tune.grid is not None:
+        lo, hi, n = spec.tune.grid
+        return f"grid = \"{lo:g}:{hi:g}:{n}\""
+    return f"range = \"{spec.tune.lr_range[0]:g}:{spec.tune.lr_range[1]:g}\""
+
+
 def plan(spec: Spec, *, tuned: Tuned | None = None, ranges: Results | None = None) -> list[PlannedRun]:
     """Resolve and validate every arm run of the spec (env ids, LRs, hyperparameters, aliasing).
 
@@ -160,6 +188,8 @@ def plan(spec: Spec, *, tuned: Tuned | None = None, ranges: Results | None = Non
                 bounds, range_note = _range_bounds(spec, arm, env_id, ranges)
                 zoo_lr, zoo_note = _zoo_value(spec, arm, env_id, family)
                 table = resolve_schedule(arm.schedule, tuned_lr, bounds, zoo_lr)
+                if arm.refers_to("tuned") and provenance.endswith("(pending)"):
+                    _check_tuned_candidates(spec, arm, bounds, zoo_lr)
                 note = "; ".join(n for n in (provenance if arm.refers_to("tuned") else "", range_note,
                                              zoo_note if arm.refers_to("zoo") else "") if n)
                 settings = {**arm.settings, "overrides": {**arm.settings.get("overrides", {}), **hp_extra}}

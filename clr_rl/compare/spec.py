@@ -162,6 +162,12 @@ def _number(path: Path, where: str, value: Any) -> float:
     return float(value)
 
 
+def _check_size(name: str, value: int, limit: str) -> None:
+    from clr_rl.run import limits
+
+    limits.check_count(name, value, getattr(limits, limit))
+
+
 def _load_tuned(path: Path, raw: Any) -> dict[tuple[str, str], TunedLR]:
     """``tuned = ["tune-out/tuned_lr.json", ...]`` (relative to the spec): records of ``clr-rl tune``,
     read by :meth:`TunedLR.read`."""
@@ -189,12 +195,12 @@ def _load_tune(path: Path, raw: Any, eval_seeds: tuple[int, ...]) -> TuneSpec:
         raise _fail(path, "tune", "give exactly one of grid = \"lo:hi:n\" or trials = N")
     with config_errors(f"{path}: tune"):
         grid = parse_grid(str(table["grid"]), flag="grid") if "grid" in table else None
-        trials = _pos_int(path, "tune.trials", table["trials"]) if "trials" in table else None
         lr_range = parse_range(str(table.get("range", "1e-5:1e-2")), flag="range")
-    seeds = table.get("seeds", [1000, 1001])
-    if (not isinstance(seeds, list) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise _fail(path, "tune.seeds", f"{seeds!r} must be a non-empty list of integers >= 0")
+    trials = _pos_int(path, "tune.trials", table["trials"]) if "trials" in table else None
+    if trials is not None:
+        with config_errors(f"{path}: tune"):
+            _check_size("trials", trials, "MAX_TRIALS")
+    seeds = list(_load_seeds(path, table.get("seeds", [1000, 1001]), "tune.seeds", count=False))
     overlap = sorted(set(seeds) & set(eval_seeds))
     if overlap:
         raise _fail(path, "tune.seeds", f"{seeds!r} overlaps the evaluation seeds at {overlap}; tuning seeds must be "
@@ -219,6 +225,9 @@ def _load_lr_range(path: Path, raw: Any) -> LRRangeSpec:
         grid = parse_grid(str(table.get("grid", "1e-5:1e-2:7")), flag="grid")
     seeds = _pos_int(path, "lr_range.seeds", table.get("seeds", 2))
     points = _pos_int(path, "lr_range.points", table.get("points", 24))
+    with config_errors(f"{path}: lr_range"):
+        _check_size("seeds", seeds, "MAX_SEEDS")
+        _check_size("points", points, "MAX_POINTS")
     return LRRangeSpec(method, timesteps, lr_range, grid, seeds, points)
 
 
@@ -253,6 +262,8 @@ def _load_tradeoff(path: Path, raw: Any, defaults: dict[str, Any],
                         "tradeoff runs use seeds 0 .. n-1)")
         seeds = len(seeds)
     seeds = _pos_int(path, "tradeoff.seeds", seeds)
+    with config_errors(f"{path}: tradeoff"):
+        _check_size("seeds", seeds, "MAX_SEEDS")
     validate = table.get("validate", False)
     if not isinstance(validate, bool):
         raise _fail(path, "tradeoff.validate", f"{validate!r} must be true or false")
@@ -324,14 +335,31 @@ def _load_envs(path: Path, raw: dict[str, Any]) -> list[str]:
         return [info.env_id for info in load_suite(str(raw["suite"]))]
 
 
-def _load_seeds(path: Path, raw: Any) -> tuple[int, ...]:
+def _load_seeds(path: Path, raw: Any, where: str = "seeds", *, count: bool = True) -> tuple[int, ...]:
+    """A list of distinct seeds (each a numpy seed), or (``count``) a number of seeds 0 .. n-1; bounded."""
+    from clr_rl.run.limits import MAX_SEEDS, check_count, check_seed
+
     if isinstance(raw, list):
         if not raw or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw):
-            raise _fail(path, "seeds", f"{raw!r} must be a non-empty list of integers >= 0")
+            raise _fail(path, where, f"{_short(raw)} must be a non-empty list of integers >= 0")
+        with config_errors(f"{path}: {where}"):
+            check_count("len(seeds)", len(raw), MAX_SEEDS)
+            for s in raw:
+                check_seed("seed", s)
         if len(set(raw)) != len(raw):
-            raise _fail(path, "seeds", f"{raw!r} lists a seed twice")
+            raise _fail(path, where, f"{_short(raw)} lists a seed twice (two runs would train the same folder)")
         return tuple(raw)
-    return tuple(range(_pos_int(path, "seeds", raw)))
+    if not count:
+        raise _fail(path, where, f"{raw!r} must be a non-empty list of integers >= 0")
+    _pos_int(path, where, raw)
+    with config_errors(f"{path}: {where}"):
+        check_count(where, raw, MAX_SEEDS)
+    return tuple(range(raw))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _load_sequential(path: Path, raw: Any, raw_seeds: Any, seeds: tuple[int, ...],
@@ -383,8 +411,8 @@ def _load_overrides(path: Path, raw: Any, envs: list[str]) -> dict[str, dict[str
             if key in table:
                 _pos_int(path, f"{where}.{key}", table[key])
         for key in ("random_score", "reference_score"):
-            if key in table:
-                _number(path, f"{where}.{key}", table[key])
+            if key in table and not math.isfinite(_number(path, f"{where}.{key}", table[key])):
+                raise _fail(path, f"{where}.{key}", f"{table[key]!r} must be a finite number")
         if "reference_score" in table and table["reference_score"] == table.get("random_score"):
             raise _fail(path, f"{where}.reference_score", "must differ from random_score")
         _table(path, f"{where}.hyperparams", table.get("hyperparams", {}))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +13,16 @@ from typing import Any
 from clr_rl.errors import ConfigError
 from clr_rl.execute.backends import _run_local, _run_ray
 from clr_rl.execute.estimates import _check_memory, _minutes, _speed_source, estimate
+from clr_rl.execute.lock import batch_lock
 from clr_rl.execute.options import ExecOptions
 from clr_rl.execute.planned import PlannedRun, _rerun, run_state
 from clr_rl.execute.summary import _describe, _print_table, _progress_line, _write_summary, summary_rows
 from clr_rl.execute.worker import _gpu_slots, _tasks
 from clr_rl.run.record import Status, read_record
 from clr_rl.run.tblayout import write_layout
+from clr_rl.run.trust import verify_checkpoint
 from clr_rl.store import (
+    check_folders,
     check_writable,
     write_json_atomic,
     write_text_atomic,
@@ -46,15 +46,7 @@ _ARM_FILES = BatchFiles()
 _TUNE_FILES = BatchFiles("tune/plan.json", "tune/summary.csv", False)
 
 
-@contextmanager
-def _lock(out: Path) -> Iterator[None]:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"out={str(out)!r} is in use by another clr-rl compare") from None
-        yield
+_lock = batch_lock  # one lock per results folder, re-entrant: a compare holds it for its whole batch
 
 
 # ---------------------------------------------------------------------------------- execution
@@ -69,6 +61,7 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], options:
     options = options or ExecOptions()
     retry_failed, backend, speeds = options.retry_failed, options.backend, options.speeds
     check_writable(out)
+    check_folders(out, [r.folder for r in runs] + ([] if dry_run or not files.layout else ["runs/_layout"]))
     workers = options.workers or os.cpu_count() or 1
     states = {r.folder: run_state(out, r) for r in runs}
     stale = [r for r in runs if states[r.folder] is None]
@@ -80,7 +73,8 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], options:
     if dry_run:
         _print_plan(runs, todo, states, est, out, meta, workers, speeds)
         return 0
-    tasks = _tasks(out, todo, options.gpus_per_run)
+    _check_checkpoints(out, todo, options.trust_checkpoints)
+    tasks = _tasks(out, todo, options.gpus_per_run, options.trust_checkpoints)
     gpu_slots = _gpu_slots(options.gpus_per_run)
     if tasks and gpu_slots and all(t["gpus"] > 0 for t in tasks) and backend == "local":
         workers = min(workers, gpu_slots)
@@ -108,7 +102,7 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], options:
 
         try:
             if tasks and backend == "ray":  # nothing to train: no Ray instance to start
-                _run_ray(tasks, workers, options.address, report)
+                _run_ray(tasks, workers, options.address, report, cap=options.workers)
             elif tasks:
                 _run_local(tasks, workers, report)
         except KeyboardInterrupt:
@@ -119,6 +113,16 @@ def execute(runs: list[PlannedRun], out: Path, *, meta: dict[str, Any], options:
         rows = summary_rows(out, runs)
         _write_summary(out / files.summary, rows)
     return _summarise(rows, out, files, quiet)
+
+
+def _check_checkpoints(out: Path, todo: list[PlannedRun], trust: bool) -> None:
+    """Before anything trains: every checkpoint a run would resume from is signed by this user
+    (:func:`clr_rl.run.trust.verify_checkpoint`), unless ``trust``."""
+    for r in todo:
+        for name in ("checkpoint", "checkpoint.old"):
+            if (out / r.folder / name / "state.json").is_file():
+                verify_checkpoint(out / r.folder / name, trust=trust)
+                break
 
 
 def _print_plan(runs: list[PlannedRun], todo: list[PlannedRun], states: dict[str, Status | None], est: dict[str, Any],
@@ -161,5 +165,11 @@ def _summarise(rows: list[dict[str, Any]], out: Path, files: BatchFiles, quiet: 
         print(f"{diverged} run(s) diverged (complete: the report scores them by its diverged-run rule)")
     if failed:
         print(f"{len(failed)} run(s) failed; see run.json in their folders; rerun with --retry-failed")
+    stopped = [r for r in rows if Status(r["status"]).resumable]
+    for row in stopped:
+        error = read_record(out / row["folder"])[1].get("error", "")
+        print(f"NOT DONE {row['folder']}: {row['status']}{f' ({error})' if error else ''}")
+    if stopped:
+        print(f"{len(stopped)} run(s) did not finish (e.g. a full disk); run the same command again to resume them")
     print(f"summary: {out / files.summary}")
-    return 1 if failed else 0
+    return 1 if failed or stopped else 0

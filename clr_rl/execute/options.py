@@ -19,7 +19,8 @@ class ExecOptions:
 
     ``workers``: parallel runs (None: one per CPU); ``backend``: ``local`` (process pool) or ``ray``
     (``address``: an existing cluster, else a local instance); ``retry_failed``: rerun failed runs;
-    ``gpus_per_run``: the GPU share of a CUDA run; ``speeds``: this machine's calibrations (see
+    ``gpus_per_run``: the GPU share of a CUDA run; ``trust_checkpoints``: resume from checkpoints this
+    user's key did not sign (see :mod:`clr_rl.run.trust`); ``speeds``: this machine's calibrations (see
     :func:`clr_rl.execute.estimates.calibrate`) for the time estimates.
 
     >>> ExecOptions(workers=0)
@@ -33,6 +34,7 @@ class ExecOptions:
     address: str | None = None
     retry_failed: bool = False
     gpus_per_run: float = 1.0
+    trust_checkpoints: bool = False
     speeds: dict[str, dict[str, float]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

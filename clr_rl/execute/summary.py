@@ -12,7 +12,7 @@ from clr_rl.execute.planned import PlannedRun, run_state
 from clr_rl.run.record import Status, read_record, read_status
 from clr_rl.store import (
     read_evaluations,
-    read_json,
+    read_json_checked,
     write_csv_atomic,
 )
 
@@ -100,7 +100,8 @@ def print_status(out: Path) -> int:
     out = Path(out)
     if not (out / "spec.resolved.json").is_file():
         raise ConfigError(f"{str(out)!r} is not a batch folder (spec.resolved.json missing)")
-    resolved = read_json(out / "spec.resolved.json")
+    resolved = read_json_checked(out / "spec.resolved.json", "clr-rl compare writes it: rerun `clr-rl compare SPEC "
+                                 "--out` on this folder (spec.toml beside it is the spec); finished runs are kept")
     folders = [r["folder"] for r in resolved["runs"]]
     counts = {status: 0 for status in Status}
     for folder in folders:
@@ -113,9 +114,11 @@ def print_status(out: Path) -> int:
     print(f"{resolved['name']}: {len(folders)} runs: " + ", ".join(f"{status.value.replace('_', ' ')} {n}"
                                                                   for status, n in counts.items())
           + f" | {steps:,}/{total:,} steps ({100 * steps / max(total, 1):.0f}%)")
-    rows = []
+    rows, torn = [], []
     for r in resolved["runs"]:
-        status, record = read_record(out / r["folder"])
+        status, record = read_record(out / r["folder"])  # a torn record counts as interrupted (resumable)
+        if not record and (out / r["folder"] / RECORD_FILE).is_file():
+            torn.append(str(out / r["folder"] / RECORD_FILE))
         evals = read_evaluations(out / r["folder"] / "evaluations.csv")
         rows.append({"env": r["env_id"], "algo": r["algo"], "arm": r["arm"], "seed": r["seed"],
                      "status": status.value,
@@ -123,4 +126,7 @@ def print_status(out: Path) -> int:
                      "auc": record.get("auc", ""), "timesteps": int(evals[-1]["timesteps"]) if evals else 0,
                      "wall_seconds": record.get("wall_seconds", "")})
     _print_table(rows)
+    for path in torn:
+        print(f"{path} is not valid JSON: the run counts as interrupted; rerun `clr-rl compare SPEC --out {out}` "
+              "and it trains again (or delete its folder)")
     return 0

@@ -33,6 +33,7 @@ def _worker_init() -> None:
 
     global _STOP, _BUSY
     _STOP, _BUSY = threading.Event(), threading.Event()
+    threading.excepthook = _quiet_disk_full
     signal.signal(signal.SIGINT, lambda signum, frame: _STOP.set())
     parent = os.getppid()
 
@@ -48,6 +49,18 @@ def _worker_init() -> None:
 
     threading.Thread(target=watch, daemon=True).start()
 
+
+
+def _quiet_disk_full(args: Any) -> None:
+    """A background thread (TensorBoard's event writer) that dies of a full disk prints no traceback: the
+    run's own write fails the same way, leaves the run resumable, and the batch says so in one line."""
+    import threading
+
+    from clr_rl.errors import DISK_FULL
+
+    if isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL:
+        return
+    threading.__excepthook__(args)
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +90,8 @@ def _run_one(task: dict[str, Any], folder: Path) -> dict[str, Any]:
     from clr_rl.run.train import train
 
     try:
-        record = train(prepare(RunConfig.from_dict(task["config"])), folder, resume=True)
+        record = train(prepare(RunConfig.from_dict(task["config"])), folder, resume=True,
+                       trust_checkpoints=bool(task.get("trust_checkpoints")))
         record.executor = {"backend": task.get("backend", "local"), "host": socket.gethostname(), "pid": os.getpid()}
         record.write(folder)
         return {"folder": str(folder), "status": record.status.value}
@@ -114,14 +128,14 @@ def _gpu_slots(gpus_per_run: float) -> int:
 
 
 
-def _tasks(out: Path, runs: list[PlannedRun], gpus_per_run: float) -> list[dict[str, Any]]:
+def _tasks(out: Path, runs: list[PlannedRun], gpus_per_run: float, trust: bool = False) -> list[dict[str, Any]]:
     """Tasks with their device placed: CUDA runs go round-robin over the local GPUs."""
     from clr_rl.run.prepare import resolve_device
 
     n_gpus = _cuda_count()
     tasks = []
     for i, run in enumerate(runs):
-        task = _task(out, run)
+        task = {**_task(out, run), "trust_checkpoints": trust}
         device = resolve_device(run.prepared.config.device, run.prepared.agent.policy)
         if device.startswith("cuda"):
             task["gpus"] = gpus_per_run
@@ -144,5 +158,8 @@ def _mark_dead(task: dict[str, Any], error: str = "the worker process died (kill
         record = RunRecord(run_id=task["run_id"], config=task["config"])
     if not record.status.complete:
         record.status, record.error = Status.FAILED, error
-        folder.mkdir(parents=True, exist_ok=True)
-        record.write(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            record.write(folder)
+        except OSError:  # a full disk: the run keeps its last record (resumable), the batch says so
+            pass

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clr_rl.errors import ConfigError
+from clr_rl.run.limits import MAX_POINTS
 
 __all__ = ["Resolution", "SPIKE", "WINDOW", "dqn_resolution", "first_unhealthy", "ppo_resolution", "ramp_progress",
            "single_resolution", "td_loss_unhealthy"]
@@ -64,8 +65,8 @@ def ppo_resolution(timesteps: int, *, update_timesteps: int, steps_per_update: i
     >>> (r.updates, r.timesteps, r.steps_per_point, r.points, round(r.ratio, 4))
     (8, 32768, 160, 32, 1.4331)
     """
-    if points < 2:
-        raise ConfigError(f"--points={points} must be >= 2")
+    if not 2 <= points <= MAX_POINTS:
+        raise ConfigError(f"--points={points} must be in [2, {MAX_POINTS}] (a size limit)")
     updates = math.ceil(timesteps / update_timesteps)
     if updates * steps_per_update < points:
         needed = (math.ceil(points / steps_per_update) - 1) * update_timesteps + 1
@@ -123,8 +124,8 @@ def dqn_resolution(timesteps: int, *, update_timesteps: int, learning_starts: in
     >>> r.grain()
     'one point per train() call (every 4 timesteps)'
     """
-    if points < 2:
-        raise ConfigError(f"--points={points} must be >= 2")
+    if not 2 <= points <= MAX_POINTS:
+        raise ConfigError(f"--points={points} must be in [2, {MAX_POINTS}] (a size limit)")
     updates = math.ceil(timesteps / update_timesteps)
     calls = updates - learning_starts // update_timesteps
     if calls < points:

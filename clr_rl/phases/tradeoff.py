@@ -12,6 +12,7 @@ from typing import Any
 from clr_rl.execute.options import ExecOptions
 from clr_rl.phases.tradeoff_plan import SINGLE_ARM, TradeoffPlan, _anneal_arm, _int, _planned_runs, plan_tradeoff
 from clr_rl.phases.tradeoff_plot import _plot
+from clr_rl.run.limits import MAX_SEEDS, check_count
 from clr_rl.run.record import Status, read_record
 from clr_rl.run.references import resolve_refs
 
@@ -272,6 +273,7 @@ def tradeoff(*, algo: str, env_id: str, timesteps: int, cycles: int, out: Path, 
 
     out = Path(out)
     _int("seeds", seeds, 1)
+    check_count("seeds", seeds, MAX_SEEDS)
     if workers is not None:
         _int("workers", workers, 1)
     if eval_episodes is not None:

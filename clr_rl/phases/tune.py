@@ -15,6 +15,7 @@ from clr_rl.errors import ConfigError
 from clr_rl.execute.batch import execute
 from clr_rl.execute.options import ExecOptions
 from clr_rl.execute.planned import PlannedRun
+from clr_rl.run.limits import MAX_SEEDS, MAX_TRIALS
 from clr_rl.run.record import RunRecord, Status, read_record
 from clr_rl.store import (
     write_json_atomic,
@@ -42,8 +43,10 @@ def parse_grid(text: str, *, flag: str = "--grid") -> tuple[float, float, int]:
         raise ConfigError(f"{flag}={text!r} must look like lo:hi:n, e.g. 1e-5:1e-2:7") from None
     if not (0 < lo < hi and math.isfinite(hi)):
         raise ConfigError(f"{flag}={text!r}: needs 0 < lo < hi")
-    if n < 2:
-        raise ConfigError(f"{flag}={text!r}: n={n} must be >= 2")
+    from clr_rl.run.limits import MAX_GRID_POINTS
+
+    if not 2 <= n <= MAX_GRID_POINTS:
+        raise ConfigError(f"{flag}={text!r}: n={n} must be in [2, {MAX_GRID_POINTS}] (a size limit)")
     return lo, hi, n
 
 
@@ -205,8 +208,8 @@ def _check_common(algo: str, timesteps: int, seeds: int, criterion: str, out: Pa
         raise ConfigError(f"--algo={algo!r} must be ppo or dqn")
     if timesteps < 1:
         raise ConfigError(f"--timesteps={timesteps} must be >= 1")
-    if seeds < 1:
-        raise ConfigError(f"--seeds={seeds} must be >= 1")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds={seeds} must be in [1, {MAX_SEEDS}] (a size limit)")
     if criterion not in CRITERIA:
         raise ConfigError(f"--criterion={criterion!r} must be one of {', '.join(CRITERIA)}")
     check_writable(out)
@@ -221,8 +224,8 @@ def optuna_search(trials: int, lr_range: tuple[float, float], seed: int, plan: C
     (:func:`lr_scores`); one whose seeds did not all complete, or that diverged, is told FAIL.
     Returns the runs of every distinct LR tried, the exit status and the method in words.
     """
-    if trials < 1:
-        raise ConfigError(f"--trials={trials} must be >= 1")
+    if not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"--trials={trials} must be in [1, {MAX_TRIALS}] (a size limit)")
     try:
         import optuna
     except ImportError:

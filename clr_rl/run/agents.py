@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from clr_rl.run.envs import data_dir
+from clr_rl.run.hyperparams import check_hyperparams, check_n_envs, check_policy_kwargs
 
 __all__ = ["ALGOS", "AgentConfig", "OPTIMIZERS", "agent_config", "build_model", "parse_overrides"]
 
@@ -145,8 +146,7 @@ def agent_config(algo: str, env_id: str, family: str, overrides: dict[str, Any] 
             raise ValueError(f"hyperparameter {key}={value!r}: unknown {algo.upper()} hyperparameter; expected one of "
                              f"{', '.join(sorted(allowed | set(_SPECIAL)))}")
     n_envs = merged.get("n_envs", 1)
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-        raise ValueError(f"n_envs={n_envs!r} must be a positive integer")
+    check_n_envs(n_envs)
     if not isinstance(merged.get("normalize", False), bool):
         raise ValueError(f"normalize={merged['normalize']!r} must be true or false")
     if merged.get("policy", "MlpPolicy") not in ("MlpPolicy", "CnnPolicy", "MultiInputPolicy"):
@@ -154,6 +154,11 @@ def agent_config(algo: str, env_id: str, family: str, overrides: dict[str, Any] 
     act = merged["policy_kwargs"].get("activation_fn")
     if act is not None and act not in _ACTIVATIONS:
         raise ValueError(f"policy_kwargs.activation_fn={act!r} must be one of {', '.join(_ACTIVATIONS)}")
+    check_policy_kwargs(merged["policy_kwargs"])
+    lr = merged.get("tuned_lr", 3e-4)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"tuned_lr={lr!r} must be a finite number > 0")
+    check_hyperparams(algo, merged["hyperparams"], n_envs=n_envs)
     return AgentConfig(
         algo=algo,
         policy=str(merged.get("policy", "MlpPolicy")),
@@ -190,17 +195,23 @@ def _policy_kwargs(config: AgentConfig, optimizer: str) -> dict[str, Any]:
 def build_model(
     config: AgentConfig, env: Any, learning_rate: Any, *, seed: int, device: str, optimizer: str = "adam"
 ) -> Any:
-    """A fresh SB3 model; PPO and DQN are built explicitly, each with its own keywords."""
+    """A fresh SB3 model; PPO and DQN are built explicitly, each with its own keywords. Its logger writes
+    nowhere until the caller sets one (SB3's default would make an empty ``/tmp/SB3-<date>/`` folder)."""
+    from stable_baselines3.common.logger import Logger
+
     if config.algo == "ppo":
         from stable_baselines3 import PPO
 
-        return PPO(
+        model: Any = PPO(
             config.policy, env, learning_rate=learning_rate, seed=seed, device=device, verbose=0,
             policy_kwargs=_policy_kwargs(config, optimizer), **config.hyperparams,
         )
-    from stable_baselines3 import DQN
+    else:
+        from stable_baselines3 import DQN
 
-    return DQN(
-        config.policy, env, learning_rate=learning_rate, seed=seed, device=device, verbose=0,
-        policy_kwargs=_policy_kwargs(config, optimizer), **config.hyperparams,
-    )
+        model = DQN(
+            config.policy, env, learning_rate=learning_rate, seed=seed, device=device, verbose=0,
+            policy_kwargs=_policy_kwargs(config, optimizer), **config.hyperparams,
+        )
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model

@@ -28,6 +28,7 @@ from stable_baselines3.common.vec_env import sync_envs_normalization
 
 from clr_rl.errors import Diverged
 from clr_rl.run.tblog import LR_STEP_TAG, LR_TAG, RETURN_TAG, env_tag
+from clr_rl.run.trust import sign_checkpoint
 from clr_rl.store import append_eval_row, write_json_atomic
 
 __all__ = ["CheckFinite", "Checkpoint", "Evaluate", "Interrupt", "LogAppliedLR", "MOMENTUM_TAG", "StopOnRequest",
@@ -177,6 +178,7 @@ class Checkpoint(BaseCallback):
         self.state["wall_seconds"] = time.time() - self.clock.t0
         self.state["next_checkpoint"] = self.num_timesteps + self.state["checkpoint_every"]
         write_json_atomic(tmp / "state.json", {"timesteps": self.num_timesteps, **self.state})
+        sign_checkpoint(tmp)  # a resume unpickles these files only when this user's key signed them
         shutil.rmtree(old, ignore_errors=True)  # left by a kill after the last checkpoint's rename
         if final.exists():
             final.rename(old)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
+from functools import partial
 from typing import Any
 
 from clr_rl.run.agents import ALGOS, OPTIMIZERS
 from clr_rl.run.envs import VEC_ENVS
+from clr_rl.run.limits import check_seed
 from clr_rl.schedules.text import (
     Schedule,
     parse_schedule,
@@ -49,12 +51,14 @@ def _setting(default: Any = MISSING, **meta: Any) -> Any:
 
 
 
-def _int_check(name: str, minimum: int, optional: bool = False) -> Callable[[Any], None]:
+def _int_check(name: str, minimum: int, optional: bool = False, maximum: int | None = None) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if optional and value is None:
             return
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"{name}={value!r} must be an integer in [{minimum}, {maximum}] (a size limit)")
     return check
 
 
@@ -129,9 +133,10 @@ class RunConfig:
                                         help="LR schedule, e.g. triangular2:base_lr=1e-4,max_lr=1e-3,cycles=4 or 3e-4 "
                                              "(default: the env's fixed LR in agents/)",
                                         to_json=lambda s: str(parse_schedule(s)))
-    timesteps: int = _setting(0, flag="--timesteps", parse=int, check=_int_check("timesteps", 1),
+    timesteps: int = _setting(0, flag="--timesteps", parse=int, check=_int_check("timesteps", 1, maximum=10**12),
                               help="training budget in environment steps")
-    seed: int = _setting(0, flag="--seed", parse=int, check=_int_check("seed", 0), help="random seed (default 0)")
+    seed: int = _setting(0, flag="--seed", parse=int, check=partial(check_seed, "seed"),
+                         help="random seed (default 0)")
     device: str = _setting("auto", flag="--device", spec_key="device", identity=False,
                            help="auto, cpu, cuda or cuda:<k> (default auto)")
     overrides: dict[str, Any] = _setting({}, flag="--hp", spec_key="hyperparams", check=_check_overrides,
@@ -144,7 +149,7 @@ class RunConfig:
                                       check=_int_check("eval_every", 1, optional=True),
                                       help="evaluate every N timesteps (default from envs/ or budget/10)")
     eval_episodes: int | None = _setting(None, flag="--eval-episodes", parse=int,
-                                         check=_int_check("eval_episodes", 1, optional=True),
+                                         check=_int_check("eval_episodes", 1, optional=True, maximum=100_000),
                                          help="episodes per evaluation (default from envs/ or 10)")
     arm: str = _setting("", identity=False, help="the arm's name in a batch (a label)")
     threads: int | None = _setting(None, flag="--threads", parse=int, identity=False,

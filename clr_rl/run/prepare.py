@@ -14,6 +14,7 @@ from clr_rl.errors import ConfigError, config_errors
 from clr_rl.run.agents import AgentConfig, agent_config
 from clr_rl.run.config import _PROVENANCE_KEYS, RunConfig
 from clr_rl.run.envs import env_family, env_info
+from clr_rl.run.machine import machine
 from clr_rl.schedules.base import schedule_params
 from clr_rl.schedules.text import (
     Schedule,
@@ -189,6 +190,7 @@ def versions() -> dict[str, str]:
         "stable_baselines3": stable_baselines3.__version__,
         "gymnasium": gymnasium.__version__,
         "platform": platform.platform(),
+        **machine(),  # CPU model, torch's CPU capability and BLAS, numpy and its BLAS
     }
 
 

@@ -4,7 +4,7 @@ A run's life is one :class:`Status` at a time, and :meth:`RunRecord.lifecycle` i
 place that moves it::
 
     not_started -> running -> finished
-                           -> interrupted   (Ctrl-C, SIGTERM, a worker shut down: resumable)
+                           -> interrupted   (Ctrl-C, SIGTERM, a worker shut down, a full disk: resumable)
                            -> failed        (a crash: the traceback is kept)
                            -> diverged      (a non-finite loss, parameter or return)
 
@@ -24,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from clr_rl.errors import ConfigError, Diverged
+from clr_rl.errors import DISK_FULL, ConfigError, Diverged
 from clr_rl.store import read_json, write_json_atomic
 
 __all__ = ["RECORD_FILE", "RunRecord", "Status", "read_record", "read_status"]
@@ -117,7 +117,8 @@ class RunRecord:
         try:
             yield self
         except BaseException as exc:
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) or (
+                    isinstance(exc, OSError) and exc.errno in DISK_FULL):  # the environment's fault: resumable
                 self.status = Status.INTERRUPTED
             elif isinstance(exc, Diverged):
                 self.status = Status.DIVERGED
@@ -125,7 +126,10 @@ class RunRecord:
                 self.status = Status.FAILED
             self.error = f"{type(exc).__name__}: {exc}"
             self.traceback = traceback.format_exc()
-            self.write(folder)
+            try:
+                self.write(folder)
+            except OSError:  # cannot record its own end (a full disk): left "running", which a rerun resumes
+                pass
             raise
         if self.status == Status.RUNNING:  # the body returned without saying how it ended
             self.status = Status.FAILED

@@ -15,6 +15,7 @@ from clr_rl.run.config import RunConfig
 from clr_rl.run.envs import env_info, make_env
 from clr_rl.run.prepare import PreparedRun, buffer_gb, check_out_dir, prepare, resolve_device, versions
 from clr_rl.run.record import RunRecord, Status
+from clr_rl.run.trust import verify_checkpoint
 from clr_rl.stats.aggregates import auc
 from clr_rl.store import read_json, write_evaluations
 
@@ -33,12 +34,14 @@ def _default_checkpoint_every(prepared: PreparedRun) -> int:
 
 
 
-def _start_state(prepared: PreparedRun, out: Path, resume: bool) -> tuple[dict[str, Any], int | None]:
-    """The loop state to start from: a checkpoint's (resuming) or a fresh one (stale files removed)."""
+def _start_state(prepared: PreparedRun, out: Path, resume: bool, trust: bool) -> tuple[dict[str, Any], int | None]:
+    """The loop state to start from: a checkpoint's (resuming; its signature checked first, see
+    :mod:`clr_rl.run.trust`) or a fresh one (stale files removed)."""
     checkpoint = out / "checkpoint"
     if resume and not checkpoint.exists() and (out / "checkpoint.old" / "state.json").is_file():
         (out / "checkpoint.old").rename(checkpoint)  # killed between the two renames of a checkpoint
     if resume and (checkpoint / "state.json").is_file():
+        verify_checkpoint(checkpoint, trust=trust)
         state = read_json(checkpoint / "state.json")
         return state, int(state.pop("timesteps"))
     for stale in ("evaluations.csv", "model.zip", "vecnormalize.pkl"):
@@ -145,11 +148,14 @@ def _finish(prepared: PreparedRun, model: Any, out: Path, state: dict[str, Any],
 
 
 
-def train(prepared: PreparedRun, out: Path | str, *, progress_bar: bool = False, resume: bool = False) -> RunRecord:
+def train(prepared: PreparedRun, out: Path | str, *, progress_bar: bool = False, resume: bool = False,
+          trust_checkpoints: bool = False) -> RunRecord:
     """Train one run into folder ``out`` and return its record (also in ``out/run.json``).
 
     With ``resume=True`` and a checkpoint in ``out``, training continues from it towards the
-    same total budget, so the schedule keeps its phase (progress = timesteps / total).
+    same total budget, so the schedule keeps its phase (progress = timesteps / total). The checkpoint
+    must carry this user's signature (:func:`clr_rl.run.trust.verify_checkpoint`) unless
+    ``trust_checkpoints``: it holds pickles.
     Whatever happens, ``run.json`` ends in a final status (see :mod:`clr_rl.run.record`); an
     exception is re-raised after it is recorded.
     """
@@ -161,7 +167,7 @@ def train(prepared: PreparedRun, out: Path | str, *, progress_bar: bool = False,
 
         torch.set_num_threads(c.threads)
     out.mkdir(parents=True, exist_ok=True)
-    state, resumed_from = _start_state(prepared, out, resume)
+    state, resumed_from = _start_state(prepared, out, resume, trust_checkpoints)
     record = RunRecord(run_id=prepared.run_id(), config=prepared.resolved(), versions=versions(), pid=os.getpid(),
                        resumed_from=resumed_from)
     try:
@@ -211,10 +217,12 @@ def _load_checkpoint(prepared: PreparedRun, checkpoint: Path, env: Any) -> Any:
 
 
 
-def resume(out: Path | str, *, progress_bar: bool = False) -> RunRecord:
-    """Continue an interrupted run in ``out`` from its last checkpoint, to its planned budget."""
+def resume(out: Path | str, *, progress_bar: bool = False, trust_checkpoints: bool = False) -> RunRecord:
+    """Continue an interrupted run in ``out`` from its last checkpoint, to its planned budget
+    (a checkpoint this user did not sign is refused unless ``trust_checkpoints``)."""
     out = Path(out)
     record = RunRecord.read(out)
     if record.status.complete:
         raise ConfigError(f"out={str(out)!r} holds a {record.status} run; nothing to resume")
-    return train(prepare(RunConfig.from_dict(record.config)), out, progress_bar=progress_bar, resume=True)
+    return train(prepare(RunConfig.from_dict(record.config)), out, progress_bar=progress_bar, resume=True,
+                 trust_checkpoints=trust_checkpoints)
