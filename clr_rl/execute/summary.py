@@ -9,7 +9,7 @@ from typing import Any
 
 from clr_rl.errors import ConfigError
 from clr_rl.execute.planned import PlannedRun, run_state
-from clr_rl.run.record import Status, read_record, read_status
+from clr_rl.run.record import RECORD_FILE, Status, read_record, read_status
 from clr_rl.store import (
     read_evaluations,
     read_json_checked,
