@@ -111,9 +111,10 @@ def test_the_report_shows_the_looks_and_the_compute_saved(batch: tuple[Path, Pat
 def test_a_finished_batch_trains_nothing_and_a_look_cut_short_resumes_to_the_same_decisions(
         batch: tuple[Path, Path, Any], h: Any) -> None:
     spec, out, _ = batch
-    before = _looks(out)
+    before, touched = _looks(out), h.mtimes(out)
     again = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=out.parent, timeout=600))
-    assert " 0 to run" in again.stdout and _looks(out) == before
+    assert "to run" not in again.stdout and "dead WORSE at 6 seeds" in again.stdout
+    assert _looks(out) == before and h.mtimes(out) == touched  # nothing trained, nothing rewritten
     # as after a kill -9 during look 1: its decision unrecorded and two of its runs never written
     data = json.loads((out / "sequential.json").read_text())
     data["looks"] = []
