@@ -15,6 +15,7 @@ import pytest
 from clr_rl.compare.plan import tradeoff_request
 from clr_rl.compare.setup import plan_setup, plan_tradeoffs
 from clr_rl.compare.spec import load_spec
+from clr_rl.phases.tune import TunedLR
 
 ENV = "CartPole-v1"
 
@@ -135,7 +136,7 @@ def test_tuned_max_lr_is_the_batchs_tune_value(tmp_path: Path, h: Any) -> None:
     (tmp_path / "s.toml").write_text(text)
     spec = load_spec(tmp_path / "s.toml")
     assert {r.env_id for r in plan_setup(spec).tune_runs} == {ENV}  # only the tradeoff needs it
-    tuned = {("ppo", ENV): {"value": 2.5e-4, "method": "log grid", "criterion": "auc", "seeds": [1000, 1001]}}
+    tuned = {("ppo", ENV): TunedLR("ppo", ENV, 2.5e-4, "auc", "log grid", 4096, (1000, 1001), (), 0)}
     kwargs, note = tradeoff_request(spec, ENV, tuned)
     assert kwargs["max_lr"] == 2.5e-4 and "tuned in this batch" in note
     assert kwargs["timesteps"] == 4096 and kwargs["seeds"] == 3 and kwargs["validate"] is False
