@@ -25,6 +25,7 @@ from clr_rl.execute.options import ExecOptions
 from clr_rl.execute.planned import PlannedRun, _rerun, run_state
 from clr_rl.phases.looks import Looks
 from clr_rl.run.references import resolve_refs
+from clr_rl.stats.sequential import decide_sequentially
 
 __all__ = ["look_runs", "plan_looks", "run_sequential", "sequential_estimate"]
 
@@ -103,6 +104,37 @@ def sequential_estimate(spec: Spec, out: Path, options: ExecOptions, *, tuned: T
         lines.append(f"{case} case: {sum(seeds.values()) // max(len(seeds), 1)} seeds per env and arm on average, "
                      f"{len(runs)} arm runs, {steps:,} timesteps, {len(todo)} to train, "
                      f"about {_minutes(secs, workers):.1f} min with {workers} workers")
+    if looks.records:
+        lines.append(_expected_case(spec, out, looks, options, tuned=tuned, ranges=ranges))
     fixed = len(spec.envs) * len(spec.arms) * looks.design.max_seeds
     return (f"{spec.name}: sequential looks at {list(looks.design.looks())} seeds per env (next: look {k + 1}); "
             f"the fixed design at max_seeds trains {fixed} arm runs\n  " + "\n  ".join(lines))
+
+
+def _expected_case(spec: Spec, out: Path, looks: Looks, options: ExecOptions, *, tuned: Tuned | None,
+                   ranges: Results | None, draws: int = 40) -> str:
+    """The expected case from the looks run so far (the pilot): ``draws`` batches whose seeds past the pilot
+    are resampled, per env, from the pilot's runs of each arm, replayed through the same design (with 499
+    permutations per block, for speed); the mean seeds each arm would use, in runs, timesteps and minutes."""
+    n = looks.records[-1].seeds
+    arms, base = _scores(out, looks, n)
+    live = looks.live(len(looks.records))
+    full = {**{a: arms[a] for a in live}, looks.baseline: base}
+    design = dataclasses.replace(looks.design, permutations=499)
+    rng = np.random.default_rng(0)
+    used = {a: 0.0 for a in live}
+    for _ in range(draws):
+        drawn = {a: np.concatenate([m, m[rng.integers(0, n, size=(design.max_seeds - n, m.shape[1])),
+                                        np.arange(m.shape[1])]]) for a, m in full.items()}
+        history = decide_sequentially(design, {a: drawn[a] for a in live}, drawn[looks.baseline], seed=looks.seed)
+        for a, h in history.items():
+            used[a] += h[-1].seeds / draws
+    seeds = {**looks.seeds(len(looks.records) - 1), **{a: round(v) for a, v in used.items()}}
+    seeds[looks.baseline] = max(seeds[a] for a in [*live, looks.baseline]) if live else seeds[looks.baseline]
+    runs = look_runs(spec, seeds, tuned=tuned, ranges=ranges)
+    todo = [r for r in runs if run_state(out, r) in _rerun(options.retry_failed)]
+    secs = [estimate(r, options.speeds)[0] for r in todo]
+    return (f"expected case (from the {n}-seed pilot, {draws} resampled batches): "
+            + ", ".join(f"{a} ~{v:.1f} seeds" for a, v in used.items())
+            + f"; {len(runs)} arm runs, {sum(r.prepared.config.timesteps for r in runs):,} timesteps, "
+            f"about {_minutes(secs, options.workers or 1):.1f} min with {options.workers or 1} workers")
