@@ -109,21 +109,21 @@ def test_an_arm_setting_is_checked_by_the_same_rule_as_the_flag(h: Any, tmp_path
 
 
 def test_an_exception_in_the_model_constructor_leaves_the_run_failed(tmp_path: Path) -> None:
-    """SB3's PPO asserts batch_size > 1 in its constructor: the run is recorded failed (with the
-    traceback), never left "running"."""
-    prepared = prepare(RunConfig("ppo", "CartPole-v1", "3e-4", 512, overrides={**TINY_HP, "batch_size": 1},
+    """SB3's PPO refuses gSDE with discrete actions in its constructor (a value every check before it lets
+    through): the run is recorded failed (with the traceback), never left "running"."""
+    prepared = prepare(RunConfig("ppo", "CartPole-v1", "3e-4", 512, overrides={**TINY_HP, "use_sde": True},
                                  eval_every=256, eval_episodes=1, threads=1))
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="gSDE"):
         train(prepared, tmp_path / "run")
     record = RunRecord.read(tmp_path / "run")
     assert record.status == Status.FAILED
-    assert "batch_size" in record.error and "Traceback" in record.traceback
+    assert "gSDE" in record.error and "Traceback" in record.traceback
     assert record.run_id == prepared.run_id()
 
 
 def test_a_crash_is_exit_1_with_its_traceback_not_bad_input(tmp_path: Path, h: Any) -> None:
     proc = h.run("train", "--env", "CartPole-v1", "--schedule", "3e-4", "--timesteps", "512", "--hp", "n_steps=32",
-                 "--hp", "n_envs=4", "--hp", "batch_size=1", "--out", tmp_path / "r", cwd=tmp_path)
+                 "--hp", "n_envs=4", "--hp", "use_sde=true", "--out", tmp_path / "r", cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "crashed" in proc.stderr
     assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "failed"
 
