@@ -194,12 +194,14 @@ def test_tune_and_range_test_run_inside_compare_and_a_rerun_trains_nothing(tmp_p
     assert "setup-tune: 3 runs, 0 already complete, 3 to run" in first.stdout
     assert first.stdout.startswith("setup: whole batch (setup phase, then arms) about ")
     tuned = json.loads((out / "tune" / "CartPole-v1" / "tuned_lr.json").read_text())
-    finals = {}
-    for lr in ("0.0001", "0.001", "0.01"):  # the tuning runs live in tune/<env>/lr<value>/seed<k>/
-        record = json.loads((out / "tune" / "CartPole-v1" / f"lr{float(lr):.3g}" / "seed100" / "run.json").read_text())
-        finals[float(lr)] = record["final_eval"]["mean_return"]
+    finals = {}  # the tuning runs live in tune/<env>/lr<value>/seed<k>/: the grid's 3, and any point added
+    for path in (out / "tune" / "CartPole-v1").glob("lr*/seed100/run.json"):  # past an edge the best sat at
+        finals[float(path.parent.parent.name[2:])] = json.loads(path.read_text())["final_eval"]["mean_return"]
+    assert {1e-4, 1e-3, 1e-2} <= set(finals) and [row["lr"] for row in tuned["tried"]] == sorted(finals)
     assert tuned["value"] == max(finals, key=lambda lr: finals[lr])  # criterion "final", one seed
-    assert tuned["cost_timesteps"] == 3 * 1024
+    assert min(finals) < tuned["value"] < max(finals)  # never a grid edge: extended past it first
+    tune_steps = len(finals) * 1024
+    assert tuned["cost_timesteps"] == tune_steps
     rng = json.loads((out / "lr_range" / "CartPole-v1" / "lr_range.json").read_text())
 
     rows = {r["arm"]: r for r in _read_csv(out / "summary.csv")}
@@ -207,7 +209,7 @@ def test_tune_and_range_test_run_inside_compare_and_a_rerun_trains_nothing(tmp_p
     assert "tuned in this batch: log grid 0.0001:0.01:3" in rows["fixed"]["lr_provenance"]
     assert rows["from-range"]["schedule"].startswith(f"triangular:base_lr={rng['base_lr']:g},max_lr={rng['max_lr']:g}")
     setup = {s["arm"]: s for s in json.loads((out / "spec.resolved.json").read_text())["setup"]}
-    assert (setup["fixed"]["method"], setup["fixed"]["timesteps"]) == ("tune", 3 * 1024)
+    assert (setup["fixed"]["method"], setup["fixed"]["timesteps"]) == ("tune", tune_steps)
     assert (setup["from-range"]["method"], setup["from-range"]["timesteps"]) == ("lr_range", rng["cost_timesteps"])
 
     dry = h.ok(h.run("compare", spec, "--out", out, "--dry-run", cwd=tmp_path)).stdout  # plans the arms it ran
