@@ -101,29 +101,43 @@ def test_a_batchs_range_sweep_and_tradeoff_run_as_ray_tasks_and_retry_failed_rea
     assert (sweep / "lr_range.json").is_file()
 
 
+def _oracle(folder: Path) -> dict[float, list[float]]:
+    """LR -> per-seed scores read straight from the run folders: final return, -inf for a diverged run."""
+    scores: dict[float, list[float]] = {}
+    for path in sorted(folder.glob("lr*/seed*/run.json"), key=lambda p: int(p.parent.name[4:])):
+        record = json.loads(path.read_text())
+        value = -math.inf if record["status"] == "diverged" else record["final_eval"]["mean_return"]
+        scores.setdefault(float(path.parent.parent.name[2:]), []).append(value)
+    return scores
+
+
 def test_clr_rl_tune_and_a_specs_tune_pick_the_same_lr_from_the_same_runs(tmp_path: Path, h: Any) -> None:
-    """Both read the runs by one rule (clr_rl.phases.tune.lr_scores): a diverged run scores -inf. LR 50 makes
-    PPO's parameters non-finite at its first update (diverged); the same seeds, budget and grid train the
-    same runs in both."""
+    """Both score the runs by one rule (clr_rl.phases.tune.lr_scores): the same seeds, budget and grid train the
+    same runs in both, and an LR of 1e30 (or 3.16e13) makes PPO's parameters non-finite: diverged, -inf."""
     hp = ["--hp", "n_steps=32", "--hp", "n_envs=4", "--hp", "batch_size=64"]
     cli_out = tmp_path / "cli"
     h.ok(h.run("tune", "--algo", "ppo", "--env", "CartPole-v1", "--timesteps", "1024", "--seeds", "2", "--grid",
-               "1e-3:50:3", "--criterion", "final", "--eval-every", "512", "--eval-episodes", "2", *hp, "--out",
+               "1e-3:1e30:3", "--criterion", "final", "--eval-every", "512", "--eval-episodes", "2", *hp, "--out",
                cli_out, cwd=tmp_path, timeout=600))
     cli = json.loads((cli_out / "tuned_lr.json").read_text())
+    grid = _oracle(cli_out / "runs" / "CartPole-v1")
+    assert {row["lr"]: row["per_seed"] for row in cli["tried"]} == grid and len(grid) == 3
+    assert grid[1e30] == [-math.inf, -math.inf]  # diverged, and counted: never the best
+    means = {lr: sum(v) / len(v) for lr, v in grid.items()}
+    assert cli["value"] == max(means, key=lambda lr: means[lr]) == 1e-3
     spec = tmp_path / "t.toml"
     spec.write_text(h.tiny_spec("tune-rule", envs=("CartPole-v1",), seeds=1,
-                                extra='[tune]\ngrid = "1e-3:50:3"\nseeds = [0, 1]\ncriterion = "final"')
+                                extra='[tune]\ngrid = "1e-3:1e30:3"\nseeds = [0, 1]\ncriterion = "final"')
                     .replace("seeds = 1\n", "seeds = [5]\n", 1))
     out = tmp_path / "batch"
-    h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path, timeout=900))
-    batch = json.loads((out / "tune" / "CartPole-v1" / "tuned_lr.json").read_text())
-    tried = {row["lr"]: row["per_seed"] for row in batch["tried"]}
-    grid = {row["lr"]: row["per_seed"] for row in cli["tried"]}
-    assert {lr: tried[lr] for lr in grid} == grid  # the same runs, scored alike
-    assert grid[50.0] == [-math.inf, -math.inf]  # diverged, and counted: never the best
-    means = {row["lr"]: row["score_mean"] for row in batch["tried"] if row["lr"] in grid}
-    assert cli["value"] == max(means, key=lambda lr: means[lr]) != 50.0  # the same pick from the same runs
-    assert batch["criterion_rule"] == cli["criterion_rule"]
-    if batch["value"] != cli["value"]:  # only because the batch extended a grid whose best sat at its edge
-        assert "extended to" in batch["method"] and batch["value"] not in grid
+    proc = h.run("compare", spec, "--out", out, "--workers", "2", cwd=tmp_path, timeout=900)
+    batch_runs = _oracle(out / "tune" / "CartPole-v1")
+    assert {lr: batch_runs[lr] for lr in grid} == grid  # the same runs, the same scores
+    if proc.returncode == 0:  # the batch extended the grid past its bottom edge and picked inside it
+        batch = json.loads((out / "tune" / "CartPole-v1" / "tuned_lr.json").read_text())
+        assert {row["lr"]: row["per_seed"] for row in batch["tried"]} == batch_runs
+        assert batch["criterion_rule"] == cli["criterion_rule"] and "extended to" in batch["method"]
+    else:  # or it stopped before the arms, naming the range to widen
+        line = h.one_error_line(proc)
+        assert "still the bottom of the grid" in line and "widen the grid" in line
+        assert not (out / "runs").exists()

@@ -259,6 +259,9 @@ def tuned_record(out: Path, runs: list[PlannedRun], criterion: str, method: str,
     if not scores:
         raise RuntimeError(f"no tuning run of {algo} on {env_id} completed; see the run folders under {out}")
     means = {lr: sum(v) / len(v) for lr, v in scores.items()}
+    if not any(math.isfinite(m) for m in means.values()):
+        raise RuntimeError(f"every LR tried for {algo} on {env_id} diverged on some seed; see the run folders under "
+                           f"{out} (try smaller LRs)")
     best = max(means, key=lambda lr: means[lr])
     measure = "AUC of the evaluation curve" if criterion == "auc" else "final evaluation return"
     cost_timesteps, wall_seconds = sweep_cost(out, runs)
