@@ -32,7 +32,8 @@ def sequential_summary(out: Path, runs: list[RunData]) -> dict[str, Any] | None:
         arms[arm] = {"verdict": final.verdict if final else "UNDECIDED",
                      "decided_at_look": final.look + 1 if final else None,
                      "seeds": history[-1][1].seeds if history else 0,
-                     "looks": [{"look": k + 1, "seeds": d.seeds, "estimate": d.estimate, "ci": list(d.ci),
+                     "looks": [{"look": k + 1, "seeds": d.seeds, "estimate": d.estimate,
+                                "ci": [max(0.0, d.ci[0]), min(1.0, d.ci[1])],  # a normal CI of P, within [0, 1]
                                 "boundary": d.boundary, "level": d.level, "verdict": d.verdict or "continue",
                                 "reason": d.reason} for k, d in history]}
     per_run = {(r.env, r.arm): r.timesteps for r in runs}
@@ -81,6 +82,10 @@ def answer_sentence(seq: dict[str, Any]) -> str:
     decided = [a for a, s in seq["arms"].items() if s["verdict"] in ("BEATS", "WORSE", "EQUIVALENT")]
     capped = [a for a, s in seq["arms"].items() if s["verdict"] == "INCONCLUSIVE"]
     at_cap = f", {len(capped)} still undecided at the cap of {d['max_seeds']} seeds" if capped else ""
+    running = [a for a, s in seq["arms"].items() if s["verdict"] == "UNDECIDED"]
+    if running:
+        at_cap += (f"; {len(running)} still running after look {seq['looks_run']} (the batch is not finished: "
+                   "rerun it to continue; the counts below are so far)")
     return (f"Decided sequentially: looks at {_sizes(d)} seeds per env ({d['boundaries']} boundaries, family-wise "
             f"level {d['alpha']} over arms and looks for BEATS/WORSE and for EQUIVALENT); {len(decided)} of "
             f"{len(seq['arms'])} arm(s) decided{at_cap}, using {seq['runs_used']} runs "
