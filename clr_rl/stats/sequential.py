@@ -57,12 +57,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm, rankdata
+from scipy.stats import norm
 
 from clr_rl.stats.aggregates import _finite, rng_for
 from clr_rl.stats.decisions import _poi
 
-__all__ = ["SPENDING", "LookDecision", "SequentialDesign", "decide_look", "decide_sequentially", "seeds_used", "spent"]
+__all__ = ["SPENDING", "LookDecision", "SequentialDesign", "decide_look", "decide_sequentially", "seeds_used", "spent",
+           "studentized"]
 
 VERDICTS = ("BEATS", "WORSE", "EQUIVALENT", "INCONCLUSIVE")
 
@@ -193,37 +194,70 @@ def _blocks(design: SequentialDesign, look: int) -> list[int]:
 
 
 def _relabellings(design: SequentialDesign, look: int, envs: int, arm: str, seed: int) -> list[np.ndarray]:
-    """Per block ``j <= look``: ``(B + 1, s_j, envs)`` positions of the arm's runs in the pooled block.
+    """Per block ``j <= look``: ``(B + 1, envs, 2 s_j)`` masks, True at the runs labelled "arm".
 
-    The pooled block is ``[arm's s_j runs, baseline's s_j runs]``; row 0 is the identity (the
-    observed labels). Each block's draws come from ``rng_for(seed, "sequential", arm, j)``, so
-    every look (and a resumed batch) sees the same relabellings of the same block.
+    The pooled block is ``[arm's s_j runs, baseline's s_j runs]``; each relabelling gives the
+    arm ``s_j`` of them in every env; row 0 is the identity (the observed labels). Each block's
+    draws come from ``rng_for(seed, "sequential", arm, j)``, so every look (and a resumed batch)
+    sees the same relabellings of the same block.
     """
     out = []
     for j, s in enumerate(_blocks(design, look)):
         rng = rng_for(seed, "sequential", arm, f"block{j}")
-        order = np.argsort(rng.random((design.permutations, 2 * s, envs)), axis=1)[:, :s]
-        ident = np.broadcast_to(np.arange(s)[None, :, None], (1, s, envs))
-        out.append(np.concatenate([ident, order], axis=0))
+        draws = np.moveaxis(rng.random((design.permutations, 2 * s, envs)), 1, 2)  # the s smallest: the arm's
+        masks = draws <= np.partition(draws, s - 1, axis=2)[..., s - 1: s]
+        ident = np.broadcast_to(np.arange(2 * s) < s, (1, envs, 2 * s))
+        out.append(np.concatenate([ident, masks], axis=0))
     return out
+
+
+def studentized(values: np.ndarray, arm: np.ndarray) -> np.ndarray:
+    """The stratified studentized Mann-Whitney (Brunner-Munzel) statistic of every labelling.
+
+    ``values``: ``(envs, N)`` pooled runs per env; ``arm``: ``(..., envs, N)`` masks giving ``n``
+    of them to the arm and the other ``m`` to the baseline. Returns
+    ``T = sum_e (P_e - 0.5) / sqrt(sum_e var_e)``: ``P_e`` the arm's mean placement among the
+    baseline's runs (Mann-Whitney U / n m, ties 1/2) and ``var_e = var(arm's placements) / n +
+    var(baseline's placements among the arm's) / m`` (DeLong; Brunner-Munzel's variance on the
+    P scale), floored at ``1 / (4 n m)`` since a complete separation has variance 0. This is
+    ``(mean_e P_e - 0.5) / se`` with the se of the equivalence CI. Placements are counted on
+    the pooled runs (one matrix product per env), so no labelling is sorted.
+
+    >>> x, y = np.array([[3.0, 4.0, 5.0]]), np.array([[1.0, 2.0, 3.0]])
+    >>> float(studentized(np.hstack([x, y]), np.arange(6) < 3))  # P = 8.5 / 9; var at its floor 1 / 36
+    2.666666667
+    """
+    envs, total = values.shape
+    arm = np.broadcast_to(arm, np.broadcast_shapes(arm.shape, values.shape))
+    lead = arm.shape[:-2]
+    f = np.ascontiguousarray(np.moveaxis(arm.reshape(-1, envs, total), 1, 0), dtype=float)  # (envs, labellings, N)
+    n = int(f[0, 0].sum())
+    m = total - n
+    # w[e, i, k] = [v_k < v_i] + [v_k = v_i] / 2: f @ w^T counts, for every run, the arm's runs below it
+    w = (values[:, None, :] < values[:, :, None]) + 0.5 * (values[:, None, :] == values[:, :, None])
+    below = np.matmul(f, np.swapaxes(w, 1, 2))
+    place_y = below / n  # a run's placement among the arm's runs (read at the baseline's runs)
+    place_x = (w.sum(axis=2)[:, None, :] - below) / m  # ... among the baseline's (pooled midrank - 1/2 - below)
+    p = (f * place_x).sum(axis=-1) / n
+    var_x = ((f * place_x ** 2).sum(axis=-1) - n * p ** 2) / max(n - 1, 1)
+    var_y = (((1 - f) * place_y ** 2).sum(axis=-1) - m * (1 - p) ** 2) / max(m - 1, 1)
+    var = np.maximum(var_x / n + var_y / m, 0.25 / (n * m))
+    t = (p - 0.5).sum(axis=0) / np.sqrt(var.sum(axis=0))
+    return np.round(t, 9).reshape(lead)
 
 
 def _null_statistics(design: SequentialDesign, look: int, x: np.ndarray, y: np.ndarray, arm: str,
                      seed: int) -> np.ndarray:
-    """``|P - 0.5|`` at every look ``j <= look`` for every relabelling: ``(look + 1, B + 1)``; row 0 observed."""
+    """Studentized ``|T|`` (:func:`studentized`) at every look ``j <= look`` for every relabelling:
+    ``(look + 1, B + 1)``, column 0 observed. Each relabelling is studentized with its own variance."""
     envs, blocks = x.shape[1], _blocks(design, look)
     relab = _relabellings(design, look, envs, arm, seed)
     out = np.empty((look + 1, design.permutations + 1))
-    pooled, positions, n = [], [], 0
+    pooled, n = [], 0
     for j, s in enumerate(blocks):
         pooled += [x[n: n + s], y[n: n + s]]
-        positions.append(relab[j] + 2 * n)  # offset of block j in the pooled (arm, baseline) stack
         n += s
-        ranks = rankdata(np.concatenate(pooled, axis=0), axis=0)  # midranks per env: ties count 1/2
-        idx = np.concatenate(positions, axis=1)  # (B + 1, n, envs)
-        rank_sum = np.take_along_axis(ranks[None], idx, axis=1).sum(axis=1)  # (B + 1, envs)
-        poi = (rank_sum - n * (n + 1) / 2) / (n * n)
-        out[j] = np.round(np.abs(poi.mean(axis=1) - 0.5), 12)
+        out[j] = np.abs(studentized(np.concatenate(pooled, axis=0).T, np.concatenate(relab[: j + 1], axis=-1)))
     return out
 
 
@@ -313,7 +347,8 @@ def decide_look(design: SequentialDesign, look: int, arms: Mapping[str, np.ndarr
         if not new:
             break
     equiv = _equivalent(design, look, mats, base, decided, verdict)
-    return {a: _record(design, look, n, mats[a], base, verdict[a], bounds[a], equiv[a]) for a in mats}
+    return {a: _record(design, look, n, mats[a], base, verdict[a], float(null[a][look, 0]), bounds[a], equiv[a])
+            for a in mats}
 
 
 def _equivalent(design: SequentialDesign, look: int, mats: Mapping[str, np.ndarray], base: np.ndarray,
@@ -334,19 +369,20 @@ def _equivalent(design: SequentialDesign, look: int, mats: Mapping[str, np.ndarr
 
 
 def _record(design: SequentialDesign, look: int, n: int, x: np.ndarray, y: np.ndarray, verdict: str | None,
-            bound: tuple[float, float], equiv: tuple) -> LookDecision:
+            stat: float, bound: tuple[float, float], equiv: tuple) -> LookDecision:
     _, gamma, ci, p_eq = equiv
     est = float(_poi(x, y))
-    stat, (boundary, level) = abs(est - 0.5), bound
+    boundary, level = bound
     last = look == len(design.looks()) - 1
     if verdict in ("BEATS", "WORSE"):
-        reason = f"|P - 0.5| {stat:.3g} crossed the look's boundary {boundary:.3g} (level spent {level:.3g})"
+        reason = (f"P {est:.3g}: studentized |T| {stat:.3g} crossed the look's boundary {boundary:.3g} "
+                  f"(level spent {level:.3g})")
     elif verdict == "EQUIVALENT":
         reason = (f"CI [{ci[0]:.3g}, {ci[1]:.3g}] inside [{0.5 - design.margin:.3g}, {0.5 + design.margin:.3g}] "
                   f"(TOST p {p_eq:.3g} <= {gamma:.3g})")
     else:
         why = ("no relabelling count can reach this look's level" if math.isinf(boundary) else
-               f"|P - 0.5| {stat:.3g} below the boundary {boundary:.3g}")
+               f"P {est:.3g}: studentized |T| {stat:.3g} below the boundary {boundary:.3g}")
         verdict = "INCONCLUSIVE" if last else None
         reason = why + (f" at the cap of {n} seeds" if last else f"; add seeds up to {design.looks()[look + 1]}")
     return LookDecision(look, n, verdict, est, stat, boundary, level, ci, gamma, p_eq, reason)
