@@ -167,13 +167,15 @@ def main() -> None:
     ap.add_argument("--arms", default="1,3", help="arm counts: 1 in every family, 3 (normal scores only)")
     ap.add_argument("--adastop-b", type=int, default=1000, help="AdaStop's permutations B")
     ap.add_argument("--reps", type=int, default=500, help="fixed design's bootstrap / permutation reps")
+    ap.add_argument("--permutations", type=int, default=None, help="the sequential design's B (4999; quick 1999)")
     ap.add_argument("--no-adastop", action="store_true")
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args()
     alt_n = args.batches or (20 if args.quick else 30)
     null_n = args.null_batches or (40 if args.quick else 60)
     designs = {f"seq-{b}": SequentialDesign(first=FIRST, max_seeds=MAX_SEEDS, alpha=ALPHA, boundaries=b,
-                                            margin=MARGIN, permutations=1999 if args.quick else 4999)
+                                            margin=MARGIN,
+                                            permutations=args.permutations or (1999 if args.quick else 4999))
                for b in args.boundaries.split(",")}
     adastop_ok = not args.no_adastop
     try:
