@@ -41,15 +41,17 @@ never stop; the joint calibration then carries their unspent level to later look
 design still reaches its full level at ``max_seeds``. Several envs stratify the test and
 make early stops reachable.
 
-Unequal spreads (``benchmarks/bench_sequential.py``, normal scores, the arm's sigma 4x the
-baseline's, true P = 0.5, looks at 5, 10, ... 30, linear spending, alpha 0.05, 1000 null
-batches, B = 999): false BEATS/WORSE 6.3 +- 0.8% in one env (the plain ``P - 0.5`` statistic:
-8.3 +- 0.9%; B = 4999: 6.5 +- 0.8%) and 4.9 +- 0.7% in three envs. The one-env excess sits at
-the first two looks (5 and 10 seeds: 3.4% against 1.7% spent): with so few runs a complete or
-near separation is the largest statistic any rank test has, and unequal spreads make it about
-twice as likely as exchangeability does (no studentization changes that); from 15 seeds on the
-looks spend what they should (3.1% against 3.3%). At one look with 30 seeds the studentized test
-held 4.2% where the plain one gave 6.5% (``tests/test_sequential.py``).
+Unequal spreads (normal scores, the arm's sigma 4x the baseline's, true P = 0.5; looks at 5,
+10, ... 30, linear spending, alpha 0.05): ``benchmarks/bench_sequential.py --kinds spread4 --ps
+0.5 --arms 1 --null-batches 1000 --permutations 999`` gave false BEATS/WORSE in 5.6 +- 0.7% of
+batches in one env and 6.0 +- 0.8% in three (a second set of 1000 batches: 6.3 +- 0.8% and
+4.9 +- 0.7%; the plain ``P - 0.5`` statistic this replaces: 8.3 +- 0.9% in one env, 13-15% in
+the 60-batch table). So about 5-6%: within a standard error or two of ``alpha``, not exact. The
+one-env excess sits at the first two looks (5 and 10 seeds: 3.4% against 1.7% spent): with so
+few runs a complete or near separation is the largest statistic any rank test has, and unequal
+spreads make it about twice as likely as exchangeability does (no studentization changes that);
+from 15 seeds on the looks spent what they should (3.1% against 3.3%). At one look with 30
+seeds the studentized test held 4.2% where the plain one gave 6.5% (``tests/test_sequential.py``).
 
 >>> design = SequentialDesign(first=5, max_seeds=15, boundaries="obrien-fleming")
 >>> design.looks()
