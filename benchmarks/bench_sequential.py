@@ -8,10 +8,15 @@ Score families per env: ``normal``; ``t2`` (Student t, 2 df: heavy tails); ``cei
 exchangeability). The arm's shift gives the true P(arm > baseline) (ties 1/2), found by
 bisection on 400k Monte Carlo pairs. Methods:
 
-* ``seq-<boundaries>``: ``clr_rl.sequential.decide_sequentially`` (looks at 5, 10, ... 30).
+* ``seq-<boundaries>``: ``clr_rl.stats.sequential.decide_sequentially`` (looks at 5, 10, ... 30;
+  studentized statistic).
 * ``fixed``: ``clr_rl.stats.decide`` at ``max_seeds`` (permutation p + bootstrap CI, Holm).
 * ``adastop``: ``adastop.MultipleAgentsComparator`` (n = first, K = looks, alpha, B), baseline
   vs each arm; it takes one score per run, so with 3 envs it gets each run's mean over envs.
+* ``adastop-a/2``: the same at ``alpha / 2``. AdaStop 0.1.3's ``partial_compare`` compares the
+  absolute statistic ``|mean difference|`` with boundaries taken from the signed permuted
+  differences, i.e. a one-sided calibration: its two-sided false-verdict rate is about
+  ``2 alpha``; at ``alpha / 2`` it is calibrated two-sided like the other methods.
 
 Columns: ``false%`` = batches with any wrong verdict (null: any BEATS/WORSE; P >= 0.7: any
 WORSE or EQUIVALENT) with its binomial simulation SE; ``beats%`` = arm-verdicts BEATS;
@@ -19,17 +24,21 @@ WORSE or EQUIVALENT) with its binomial simulation SE; ``beats%`` = arm-verdicts 
 (baseline included); ``%fixed`` = seeds / max_seeds.
 
     .venv/bin/python benchmarks/bench_sequential.py [--quick] [--batches N] [--null-batches N] [--seed S]
+        [--kinds normal,t2,ceiling,spread4] [--ps 0.5,0.7,0.8] [--envs 1,3] [--arms 1,3]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one process per core: threaded BLAS only contends here
 
 import numpy as np
 
@@ -103,14 +112,15 @@ def run_fixed(arms: dict[str, np.ndarray], base: np.ndarray, p: float, seed: int
     return _outcome([v.verdict for v in d.values()], float(MAX_SEEDS), p)
 
 
-def run_adastop(arms: dict[str, np.ndarray], base: np.ndarray, p: float, seed: int, b: int) -> Outcome:
+def run_adastop(arms: dict[str, np.ndarray], base: np.ndarray, p: float, seed: int, b: int,
+                alpha: float = ALPHA) -> Outcome:
     from adastop import MultipleAgentsComparator
 
     names = ["baseline", *arms]
     values = {"baseline": base.mean(axis=1), **{a: x.mean(axis=1) for a, x in arms.items()}}
     looks = MAX_SEEDS // FIRST
     comp = MultipleAgentsComparator(n=FIRST, K=looks, B=b, comparisons=np.array([(0, i) for i in range(1, len(names))]),
-                                    alpha=ALPHA, seed=seed)
+                                    alpha=alpha, seed=seed)
     runs = dict.fromkeys(names, 0)
     for k in range(looks):
         live = {names[i] for c in comp.current_comparisons for i in c} if k else set(names)
@@ -152,15 +162,20 @@ def main() -> None:
     ap.add_argument("--null-batches", type=int, default=None, help="batches per config at P = 0.5")
     ap.add_argument("--boundaries", default="linear", help="comma-separated spending functions")
     ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--ps", default="0.5,0.7,0.8", help="comma-separated true P(arm > baseline)")
+    ap.add_argument("--envs", default="1,3", help="comma-separated env counts")
+    ap.add_argument("--arms", default="1,3", help="arm counts: 1 in every family, 3 (normal scores only)")
     ap.add_argument("--adastop-b", type=int, default=1000, help="AdaStop's permutations B")
     ap.add_argument("--reps", type=int, default=500, help="fixed design's bootstrap / permutation reps")
+    ap.add_argument("--permutations", type=int, default=None, help="the sequential design's B (4999; quick 1999)")
     ap.add_argument("--no-adastop", action="store_true")
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args()
     alt_n = args.batches or (20 if args.quick else 30)
     null_n = args.null_batches or (40 if args.quick else 60)
     designs = {f"seq-{b}": SequentialDesign(first=FIRST, max_seeds=MAX_SEEDS, alpha=ALPHA, boundaries=b,
-                                            margin=MARGIN, permutations=1999 if args.quick else 4999)
+                                            margin=MARGIN,
+                                            permutations=args.permutations or (1999 if args.quick else 4999))
                for b in args.boundaries.split(",")}
     adastop_ok = not args.no_adastop
     try:
@@ -168,8 +183,10 @@ def main() -> None:
     except ImportError as e:
         adastop_ok = False
         print(f"AdaStop left out: {e} (pip install 'clr-rl[bench]')")
-    configs = [(k, e, p, 1) for k in args.kinds.split(",") for e in (1, 3) for p in (0.5, 0.7, 0.8)]
-    configs += [("normal", e, p, 3) for e in (1, 3) for p in (0.5, 0.7, 0.8)]
+    ps, envs_list = [float(v) for v in args.ps.split(",")], [int(v) for v in args.envs.split(",")]
+    arm_counts = [int(v) for v in args.arms.split(",")]
+    configs = [(k, e, p, 1) for k in args.kinds.split(",") for e in envs_list for p in ps] if 1 in arm_counts else []
+    configs += [("normal", e, p, 3) for e in envs_list for p in ps] if 3 in arm_counts else []
     print(f"looks at {designs[next(iter(designs))].looks()} seeds per env and arm; alpha {ALPHA}, margin {MARGIN}; "
           f"fixed design: {MAX_SEEDS} seeds; batches {null_n} at P = 0.5, {alt_n} otherwise; seed {args.seed}")
     print(f"{'method':<34} {'false%':>6} {'±SE':>5} {'beats%':>7} {'decided%':>9} {'seeds':>7} {'%fixed':>8}")
@@ -177,7 +194,8 @@ def main() -> None:
     for kind, envs, p, n_arms in configs:
         shift, n = shift_for(kind, p), null_n if p == 0.5 else alt_n
         rng = np.random.default_rng([args.seed, KINDS.index(kind), envs, int(p * 100), n_arms])
-        outs: dict[str, list[Outcome]] = {m: [] for m in [*designs, "fixed", *(["adastop"] if adastop_ok else [])]}
+        ada = ["adastop", "adastop-a/2"] if adastop_ok else []
+        outs: dict[str, list[Outcome]] = {m: [] for m in [*designs, "fixed", *ada]}
         for i in range(n):
             arms, base = _draw(rng, kind, envs, n_arms, shift)
             for name, design in designs.items():
@@ -185,6 +203,7 @@ def main() -> None:
             outs["fixed"].append(run_fixed(arms, base, p, i, args.reps))
             if adastop_ok:
                 outs["adastop"].append(run_adastop(arms, base, p, i, args.adastop_b))
+                outs["adastop-a/2"].append(run_adastop(arms, base, p, i, args.adastop_b, alpha=ALPHA / 2))
         print(f"-- {kind}, {envs} env(s), {n_arms} arm(s), true P {p}, {n} batches")
         for name, o in outs.items():
             print("   " + _row(name, o, p))

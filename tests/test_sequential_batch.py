@@ -124,3 +124,21 @@ def test_a_finished_batch_trains_nothing_and_a_look_cut_short_resumes_to_the_sam
     resumed = h.ok(h.run("compare", spec, "--out", out, "--workers", "2", cwd=out.parent, timeout=600))
     assert " 2 to run" in resumed.stdout
     assert _looks(out) == before
+
+
+def test_looks_decided_under_another_statistic_are_not_resumed(batch: tuple[Path, Path, Any], h: Any) -> None:
+    """A sequential.json from before the studentized statistic (no "statistic" key) or with another one: the
+    rerun refuses in one line and rewrites nothing, since its recorded decisions followed another rule."""
+    spec, out, _ = batch
+    original = (out / "sequential.json").read_text()
+    for statistic in (None, "plain-p"):
+        data = json.loads(original)
+        data.pop("statistic")
+        if statistic:
+            data["statistic"] = statistic
+        (out / "sequential.json").write_text(json.dumps(data))
+        touched = h.mtimes(out)
+        line = h.one_error_line(h.run("compare", spec, "--out", out, cwd=out.parent))
+        assert "decided with the statistic 'plain-p'" in line and "studentized-mann-whitney" in line, line
+        assert h.mtimes(out) == touched
+    (out / "sequential.json").write_text(original)

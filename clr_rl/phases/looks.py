@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from clr_rl.errors import ConfigError
-from clr_rl.stats.sequential import LookDecision, SequentialDesign, decide_look
+from clr_rl.stats.sequential import STATISTIC, LookDecision, SequentialDesign, decide_look
 from clr_rl.store import read_json, write_json_atomic
 
 __all__ = ["LOOKS_FILE", "LookRecord", "Looks", "read_looks"]
@@ -60,18 +60,24 @@ class Looks:
         self.records: list[LookRecord] = self._load()
 
     def _header(self) -> dict[str, Any]:
-        return {"design": _design_dict(self.design), "arms": self.arms, "baseline": self.baseline, "seed": self.seed}
+        return {"design": _design_dict(self.design), "statistic": STATISTIC, "arms": self.arms,
+                "baseline": self.baseline, "seed": self.seed}
 
     def _load(self) -> list[LookRecord]:
         if not self.path.is_file():
             return []
         try:
             data = read_json(self.path)
-            same = {k: data[k] for k in self._header()} == self._header()
+            statistic = data.get("statistic", "plain-p")  # a record from before the studentized rule has none
+            same = {k: data[k] for k in self._header() if k != "statistic"} == {
+                k: v for k, v in self._header().items() if k != "statistic"}
             records = [LookRecord.from_dict(r) for r in data["looks"]]
         except (ValueError, KeyError, TypeError):
             raise ConfigError(f"{self.path} is not a clr-rl sequential record; move it away to start the looks "
                               "again") from None
+        if same and statistic != STATISTIC:
+            raise ConfigError(f"{self.path} was decided with the statistic {statistic!r}, this version decides with "
+                              f"{STATISTIC!r}: finish that batch with the clr-rl that started it, or use a new --out")
         if not same:
             raise ConfigError(f"{self.path} was written for another [sequential] design, arms or baseline than the "
                               "spec now gives; use a new --out (or delete that file to start the looks again)")
@@ -120,5 +126,6 @@ def read_looks(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     data = read_json(path)
+    data.setdefault("statistic", "plain-p")
     data["looks"] = [LookRecord.from_dict(r) for r in data["looks"]]
     return data
