@@ -42,7 +42,8 @@ def sequential_summary(out: Path, runs: list[RunData]) -> dict[str, Any] | None:
     all_arms = [*data["arms"], data["baseline"]]
     used = sum(r.timesteps for r in runs if r.complete)
     fixed = sum(per_run.get((e, a), 0) * design["max_seeds"] for e in envs for a in all_arms)
-    return {"design": design, "statistic": data["statistic"], "looks_run": len(looks), "look_seeds": [rec.seeds for rec in looks],
+    return {"design": design, "statistic": data["statistic"], "looks_run": len(looks),
+            "look_seeds": [rec.seeds for rec in looks],
             "baseline": data["baseline"], "arms": arms, "timesteps_used": used, "timesteps_fixed_design": fixed,
             "compute_saved": 1 - used / fixed if fixed else 0.0,
             "runs_used": sum(1 for r in runs if r.complete), "runs_fixed_design": len(envs) * len(all_arms)
@@ -65,7 +66,8 @@ def sequential_comparisons(seq: dict[str, Any], fixed: dict[str, Comparison], ba
                f"undecided after look {len(s['looks'])} ({last['seeds']} seeds per env): rerun the batch to continue")
         reason = f"sequential, {how}: {last['reason']}"
         text = (f"{arm} {s['verdict']} against {baseline}: P(improvement) {last['estimate']:.2f}, "
-                f"{_statistic(seq)} against the look's boundary {last['boundary']:.3g} (level spent {last['level']:.3g}); "
+                f"{_statistic(seq)} against the look's boundary {last['boundary']:.3g} "
+                f"(level spent {last['level']:.3g}); "
                 f"{reason}")
         out[arm] = Comparison(list(range(last["seeds"])), last["estimate"], c.ci_low, c.ci_high, None,
                               last["level"], (last["ci"][0], last["ci"][1]), s["verdict"], reason, None, text)
@@ -105,7 +107,8 @@ def md_sequential(seq: dict[str, Any] | None) -> list[str]:
         return []
     d = seq["design"]
     out = ["## Sequential decisions", "", answer_sentence(seq), "",
-           f"Boundary: the permutation-calibrated boundary on {_statistic(seq)} at that look (inf: the look cannot stop); "
+           f"Boundary: the permutation-calibrated boundary on {_statistic(seq)} at that look "
+           f"(inf: the look cannot stop); "
            f"level: the superiority level spent by then; CI: the look's CI of P at the equivalence level "
            f"(margin {d['margin']:g}).", ""]
     rows = [[arm, str(look["look"]), str(look["seeds"]), f"{look['estimate']:.3f}",

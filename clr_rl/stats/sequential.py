@@ -80,8 +80,8 @@ from scipy.stats import norm
 from clr_rl.stats.aggregates import _finite, rng_for
 from clr_rl.stats.decisions import _poi
 
-__all__ = ["SPENDING", "STATISTIC", "STATISTIC_TEXT", "LookDecision", "SequentialDesign", "decide_look", "decide_sequentially", "seeds_used", "spent",
-           "studentized"]
+__all__ = ["SPENDING", "STATISTIC", "STATISTIC_TEXT", "LookDecision", "SequentialDesign", "decide_look",
+           "decide_sequentially", "seeds_used", "spent", "studentized"]
 
 VERDICTS = ("BEATS", "WORSE", "EQUIVALENT", "INCONCLUSIVE")
 
