@@ -10,6 +10,9 @@ bisection on 400k Monte Carlo pairs. Methods:
 
 * ``seq-<boundaries>``: ``clr_rl.stats.sequential.decide_sequentially`` (looks at 5, 10, ... 30;
   studentized statistic).
+* ``--statistic welch``: a what-if, not a product option: the sequential designs use the
+  studentized mean difference (Welch's t, stratified over envs) in place of the studentized P,
+  through the same joint permutation calibration.
 * ``fixed``: ``clr_rl.stats.decide`` at ``max_seeds`` (permutation p + bootstrap CI, Holm).
 * ``adastop``: ``adastop.MultipleAgentsComparator`` (n = first, K = looks, alpha, B), baseline
   vs each arm; it takes one score per run, so with 3 envs it gets each run's mean over envs.
@@ -17,6 +20,8 @@ bisection on 400k Monte Carlo pairs. Methods:
   absolute statistic ``|mean difference|`` with boundaries taken from the signed permuted
   differences, i.e. a one-sided calibration: its two-sided false-verdict rate is about
   ``2 alpha``; at ``alpha / 2`` it is calibrated two-sided like the other methods.
+  ``--adastop-alphas`` sets the levels run (``adastop@<level>`` for any other than ``alpha`` and
+  ``alpha / 2``), e.g. to compare power at a matched false-verdict rate.
 
 Columns: ``false%`` = batches with any wrong verdict (null: any BEATS/WORSE; P >= 0.7: any
 WORSE or EQUIVALENT) with its binomial simulation SE; ``beats%`` = arm-verdicts BEATS;
@@ -25,6 +30,7 @@ WORSE or EQUIVALENT) with its binomial simulation SE; ``beats%`` = arm-verdicts 
 
     .venv/bin/python benchmarks/bench_sequential.py [--quick] [--batches N] [--null-batches N] [--seed S]
         [--kinds normal,t2,ceiling,spread4] [--ps 0.5,0.7,0.8] [--envs 1,3] [--arms 1,3]
+        [--boundaries linear,obrien-fleming,pocock] [--adastop-alphas 0.05,0.025] [--statistic rank|welch]
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clr_rl import stats  # noqa: E402
+from clr_rl.stats import sequential  # noqa: E402
 from clr_rl.stats.sequential import SequentialDesign, decide_sequentially, seeds_used  # noqa: E402
 
 FIRST, MAX_SEEDS, ALPHA, MARGIN = 5, 30, 0.05, 0.1
@@ -136,6 +143,25 @@ def run_adastop(arms: dict[str, np.ndarray], base: np.ndarray, p: float, seed: i
     return _outcome(verdicts, float(np.mean(list(runs.values()))), p)
 
 
+def welch(values: np.ndarray, arm: np.ndarray) -> np.ndarray:
+    """The stratified studentized mean difference of every labelling (same layout as ``sequential.studentized``)."""
+    envs, total = values.shape
+    arm = np.broadcast_to(arm, np.broadcast_shapes(arm.shape, values.shape))
+    f = np.moveaxis(arm.reshape(-1, envs, total), 1, 0).astype(float)  # (envs, labellings, N)
+    n = f[0, 0].sum()
+    m = total - n
+    v = values[:, None, :]
+    mx, my = (f * v).sum(-1) / n, ((1 - f) * v).sum(-1) / m
+    vx = ((f * v * v).sum(-1) - n * mx ** 2) / (n - 1)
+    vy = (((1 - f) * v * v).sum(-1) - m * my ** 2) / (m - 1)
+    t = (mx - my).sum(0) / np.sqrt(np.maximum((vx / n + vy / m).sum(0), 1e-300))
+    return np.round(t, 9).reshape(arm.shape[:-2])
+
+
+def _adastop_name(level: float) -> str:
+    return {ALPHA: "adastop", ALPHA / 2: "adastop-a/2"}.get(level, f"adastop@{level:g}")
+
+
 def _draw(rng: np.random.Generator, kind: str, envs: int, n_arms: int, shift: float
           ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     base_f, arm_f = _base_and_arm(kind)
@@ -166,14 +192,20 @@ def main() -> None:
     ap.add_argument("--envs", default="1,3", help="comma-separated env counts")
     ap.add_argument("--arms", default="1,3", help="arm counts: 1 in every family, 3 (normal scores only)")
     ap.add_argument("--adastop-b", type=int, default=1000, help="AdaStop's permutations B")
+    ap.add_argument("--adastop-alphas", default=f"{ALPHA},{ALPHA / 2}", help="comma-separated AdaStop levels")
     ap.add_argument("--reps", type=int, default=500, help="fixed design's bootstrap / permutation reps")
     ap.add_argument("--permutations", type=int, default=None, help="the sequential design's B (4999; quick 1999)")
     ap.add_argument("--no-adastop", action="store_true")
+    ap.add_argument("--statistic", choices=["rank", "welch"], default="rank",
+                    help="the sequential designs' statistic: rank (the product's) or welch (a what-if)")
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args()
+    if args.statistic == "welch":
+        sequential.studentized = welch  # read by sequential._null_statistics at call time
     alt_n = args.batches or (20 if args.quick else 30)
     null_n = args.null_batches or (40 if args.quick else 60)
-    designs = {f"seq-{b}": SequentialDesign(first=FIRST, max_seeds=MAX_SEEDS, alpha=ALPHA, boundaries=b,
+    tag = "" if args.statistic == "rank" else f"-{args.statistic}"
+    designs = {f"seq-{b}{tag}": SequentialDesign(first=FIRST, max_seeds=MAX_SEEDS, alpha=ALPHA, boundaries=b,
                                             margin=MARGIN,
                                             permutations=args.permutations or (1999 if args.quick else 4999))
                for b in args.boundaries.split(",")}
@@ -194,16 +226,15 @@ def main() -> None:
     for kind, envs, p, n_arms in configs:
         shift, n = shift_for(kind, p), null_n if p == 0.5 else alt_n
         rng = np.random.default_rng([args.seed, KINDS.index(kind), envs, int(p * 100), n_arms])
-        ada = ["adastop", "adastop-a/2"] if adastop_ok else []
+        ada = ({_adastop_name(a): a for a in map(float, args.adastop_alphas.split(","))} if adastop_ok else {})
         outs: dict[str, list[Outcome]] = {m: [] for m in [*designs, "fixed", *ada]}
         for i in range(n):
             arms, base = _draw(rng, kind, envs, n_arms, shift)
             for name, design in designs.items():
                 outs[name].append(run_seq(design, arms, base, p, seed=i))
             outs["fixed"].append(run_fixed(arms, base, p, i, args.reps))
-            if adastop_ok:
-                outs["adastop"].append(run_adastop(arms, base, p, i, args.adastop_b))
-                outs["adastop-a/2"].append(run_adastop(arms, base, p, i, args.adastop_b, alpha=ALPHA / 2))
+            for name, level in ada.items():
+                outs[name].append(run_adastop(arms, base, p, i, args.adastop_b, alpha=level))
         print(f"-- {kind}, {envs} env(s), {n_arms} arm(s), true P {p}, {n} batches")
         for name, o in outs.items():
             print("   " + _row(name, o, p))

@@ -15,15 +15,8 @@ import numpy as np
 import pytest
 
 from clr_rl import stats
-from clr_rl.stats.sequential import (
-    SequentialDesign,
-    _delong,
-    decide_look,
-    decide_sequentially,
-    seeds_used,
-    spent,
-    studentized,
-)
+from clr_rl.stats.ranks import delong, studentized
+from clr_rl.stats.sequential import SequentialDesign, decide_look, decide_sequentially, seeds_used, spent
 
 
 def test_null_batches_give_false_verdicts_within_a_binomial_bound_of_alpha() -> None:
@@ -65,7 +58,7 @@ def test_the_statistic_of_every_relabelling_is_p_over_its_own_delong_se(ties: bo
     expected = []
     for mask in masks:
         xs, ys = (np.stack([values[e][sel[e]] for e in range(3)], axis=1) for sel in (mask, ~mask))
-        est, se = _delong(xs, ys)
+        est, se = delong(xs, ys)
         expected.append((est - 0.5) / se)
     assert studentized(values, masks) == pytest.approx(expected, abs=1e-8)
 

@@ -250,9 +250,11 @@ def _answer(comparisons: dict[str, Comparison], costs: list[Cost], baseline: str
     else:
         head = f"This batch does not decide it: no arm was shown to beat or match `{baseline}`"
     parts = [head + "."]
-    for verdict, phrase in (("WORSE", "did worse"), ("INCONCLUSIVE", "were inconclusive"),
+    for verdict, phrase in (("WORSE", "did worse"), ("INCONCLUSIVE", "inconclusive"),
                             ("NO VERDICT", "got no verdict")):
         if by[verdict] and not (verdict == "WORSE" and head.startswith("No:")):
+            if verdict == "INCONCLUSIVE":
+                phrase = ("was " if len(by[verdict]) == 1 else "were ") + phrase
             parts.append(f"{_names(by[verdict])} {phrase}.")
     parts.append(_tuning_sentence(by["BEATS"] + by["EQUIVALENT"], costs, baseline))
     parts.append(f"Caveats: {len(seeds)} seeds per arm and env, a budget of "

@@ -75,8 +75,7 @@ def run_sequential(spec: Spec, out: Path, options: ExecOptions, *, meta: dict[st
             return status
         record = looks.decide(k, *_scores(out, looks, n))
         for arm, d in record.decisions.items():
-            print(f"  {arm}: {d.verdict or 'continue'} (P {d.estimate:.3f}, |P - 0.5| {abs(d.statistic):.3f} vs "
-                  f"boundary {d.boundary:.3g}; {d.reason})")
+            print(f"  {arm}: {d.verdict or 'continue'} ({d.reason})")  # the reason names P, |T| and the boundary
     decided = looks.decided()
     print(f"{spec.name}: sequential decisions: "
           + ", ".join(f"{a} {d.verdict} at {d.seeds} seeds" for a, d in decided.items()))
