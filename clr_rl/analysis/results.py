@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from clr_rl.stats.sequential import STATISTIC, STATISTIC_TEXT
+
 __all__ = ["ALPHA", "Aggregates", "ArmEnv", "Band", "Comparison", "Cost", "EnvStats", "Interval", "MIN_SEEDS", "RULES",
            "Report", "SeedSummary"]
 
@@ -166,8 +168,8 @@ RULES = {
                "[0.5 - margin, 0.5 + margin] at the arm's level in a Holm step-down of the equivalence tests of their "
                "own (so false EQUIVALENT verdicts are family-wise <= alpha too); INCONCLUSIVE otherwise; NO VERDICT "
                "below 3 seeds per env or when every run of both arms scored the same",
-    "sequential": "at each look, BEATS / WORSE when the look's statistic (the studentized |T| = |P(improvement) "
-                  "- 0.5| / se(P), or |P - 0.5| in batches decided before it: the Sequential decisions table names "
+    "sequential": f"at each look, BEATS / WORSE when the look's statistic ({STATISTIC_TEXT[STATISTIC]}, or "
+                  f"{STATISTIC_TEXT['plain-p']} in batches decided before it: the Sequential decisions table names "
                   "it) crosses a boundary calibrated by permuting arm labels within each env and look block, "
                   "jointly over the looks so far (the level spent by a look follows the design's spending "
                   "function); arms share the family-wise level by a graphical Holm procedure (a decided arm passes "
@@ -176,7 +178,8 @@ RULES = {
                   "INCONCLUSIVE. The permutation test is exact when the two arms' runs are exchangeable under the "
                   "null; when their spreads differ the null P = 0.5 is not exchangeability and the level holds "
                   "only approximately (simulated at a spread ratio of 4: 5.6-6.0% false verdicts at alpha 0.05 "
-                  "with the studentized statistic, 8.3% with |P - 0.5|; benchmarks/bench_sequential.py)",
+                  f"with the studentized statistic, 8.3% with {STATISTIC_TEXT['plain-p']}; "
+                  "benchmarks/bench_sequential.py)",
     "sample_efficiency": "normalised return interpolated at fractions of the planned budget; 100% = the final "
                          "evaluation",
 }
